@@ -1,0 +1,402 @@
+"""Loading resources from files, directories, strings and dicts, and dumping them back.
+
+YAML is read with the safe loader only (libyaml's when present): no tag can construct a Python object, so no document
+can make the library import or call code. Line numbers are only worked out when something is wrong, by walking the
+document's node tree, so the fast path pays nothing for them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from ._errors import Problem, ValidationError
+from ._resources import KINDS, Resource, Schema
+
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+SUFFIXES = (".yaml", ".yml", ".json")
+MAX_EXPANDED_NODES = 1_000_000  # bounds YAML alias expansion ("billion laughs")
+
+
+class ResourceSet(list[Resource]):
+    """The resources of one load, in document order, plus the warnings the load produced."""
+
+    def __init__(self, resources: Iterable[Resource] = (), warnings: Iterable[Problem] = ()) -> None:
+        super().__init__(resources)
+        self.warnings: list[Problem] = list(warnings)
+
+    def of_kind(self, kind: str) -> list[Resource]:
+        return [r for r in self if r.kind == kind]
+
+    def find(self, kind: str, name: str, namespace: str = "default") -> Resource | None:
+        return next((r for r in self if r.key == (namespace, kind, name)), None)
+
+
+# --- public entry points ------------------------------------------------------------------------------------------
+
+
+def load(*paths: str | Path, strict: bool = False) -> ResourceSet:
+    """Load every resource in the given files and directories (`*.yaml`, `*.yml`, `*.json`, sorted by name).
+
+    Raises `ValidationError` listing every problem of every document; `strict` also reports unknown fields.
+    """
+    loader = _Loader(strict)
+    for path in _expand(paths, loader):
+        loader.read_file(path)
+    return loader.finish()
+
+
+def loads(content: str | bytes | dict[str, Any] | Sequence[Any], *, source: str = "<string>", strict: bool = False) -> ResourceSet:
+    """Load resources from YAML or JSON text (one or many documents), a dict, or a list of dicts."""
+    loader = _Loader(strict)
+    if isinstance(content, str | bytes):
+        loader.read_text(content.decode() if isinstance(content, bytes) else content, source)
+    else:
+        loader.read_objects(content, source)
+    return loader.finish()
+
+
+def dump(resources: Resource | Iterable[Resource], format: str = "yaml") -> str:
+    """Dump resources in canonical form: envelope keys first, fields in schema order, defaults left out."""
+    items = [resources] if isinstance(resources, Resource) else list(resources)
+    docs = [to_document(r) for r in items]
+    if format == "json":
+        return json.dumps(docs[0] if isinstance(resources, Resource) else docs, indent=2, ensure_ascii=False) + "\n"
+    if format != "yaml":
+        raise ValueError(f"unknown format {format!r} (expected yaml or json)")
+    return yaml.dump_all(docs, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def to_document(resource: Resource) -> dict[str, Any]:
+    """The canonical plain-data form of one resource (JSON types only)."""
+    data = resource.model_dump(mode="json", exclude_defaults=True)
+    metadata = data.get("metadata", {})
+    metadata = {"name": resource.metadata.name, "namespace": resource.metadata.namespace, **metadata}
+    doc = {"apiVersion": resource.api_version, "kind": resource.kind, "metadata": metadata}
+    doc.update((k, v) for k, v in data.items() if k not in doc)
+    return doc
+
+
+# --- the loader ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Document:
+    data: Any
+    source: str
+    node: yaml.Node | None  # for line numbers; None for dicts given directly and for JSON
+    line: int | None
+    json_text: str | None = None  # JSON is composed into nodes only if a problem needs a line
+    index: int | None = None  # position in a top-level list
+
+    def locate(self, loc: tuple[Any, ...]) -> int | None:
+        node = self.node
+        if node is None and self.json_text is not None:
+            node = _compose_quietly(self.json_text)
+            if self.index is not None:
+                node = node.value[self.index] if isinstance(node, yaml.SequenceNode) else None
+        return _line_of(node, loc) if node is not None else self.line
+
+
+class _Loader:
+    def __init__(self, strict: bool) -> None:
+        self.strict = strict
+        self.resources: list[Resource] = []
+        self.problems: list[Problem] = []
+        self._seen: dict[tuple[str, str, str], str] = {}
+
+    # reading
+
+    def read_file(self, path: Path) -> None:
+        source = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.problems.append(Problem(f"cannot read file: {exc}", source=source))
+            return
+        if path.suffix == ".json":
+            self._read_json(text, source)
+        else:
+            self.read_text(text, source)
+
+    def read_text(self, text: str, source: str) -> None:
+        if text.lstrip().startswith(("{", "[")):
+            try:
+                return self._read_json(text, source)
+            except ValueError:
+                pass  # flow-style YAML rather than JSON
+        loader = _SafeLoader(text)
+        try:
+            while loader.check_node():
+                node = loader.get_node()
+                data = loader.construct_document(node)
+                if "*" in text:
+                    self._check_expansion(data, source, node.start_mark.line + 1)
+                self._add(_Document(data, source, node, node.start_mark.line + 1))
+        except yaml.YAMLError as exc:
+            self.problems.append(_yaml_problem(exc, source))
+        except RecursionError:
+            self.problems.append(Problem("the document nests too deeply", source=source))
+        finally:
+            loader.dispose()
+
+    def _read_json(self, text: str, source: str) -> None:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if source.endswith(".json"):
+                self.problems.append(Problem(f"invalid JSON: {exc.msg}", source=source, line=exc.lineno))
+                return
+            raise ValueError(str(exc)) from None
+        self._add(_Document(data, source, None, 1, json_text=text))
+
+    def read_objects(self, content: Any, source: str) -> None:
+        self._add(_Document(content, source, None, None))
+
+    def _add(self, doc: _Document) -> None:
+        for item in _flatten(doc):
+            self._validate(item)
+
+    # validation
+
+    def _check_expansion(self, data: Any, source: str, line: int) -> None:
+        if _expanded_size(data, {}) > MAX_EXPANDED_NODES:
+            raise yaml.YAMLError(f"{source}:{line}: document expands to more than {MAX_EXPANDED_NODES} nodes")
+
+    def _validate(self, doc: _Document) -> None:
+        data = doc.data
+        if data is None:
+            return  # empty document
+        if not isinstance(data, dict):
+            self._problem(doc, f"a document must be a mapping with `kind`, got {_type_name(data)}")
+            return
+        kind = data.get("kind")
+        name = _name_of(data)
+        if not isinstance(kind, str) or not kind:
+            self._problem(doc, "the document has no `kind`", path="kind", name=name)
+            return
+        cls = KINDS.get(kind)
+        if cls is None:
+            self._unknown_kind(doc, kind, name)
+            return
+        try:
+            resource = cls.model_validate(data)
+        except pydantic.ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                self._problem(doc, _message(error, data), path=_path(error["loc"]), kind=kind, name=name,
+                              loc=error["loc"])
+            return
+        first = self._seen.setdefault(resource.key, _where(doc))
+        if first != _where(doc):
+            self._problem(doc, f"{resource} is defined twice (first at {first})", kind=kind, name=name)
+            return
+        self.resources.append(resource)
+        if self.strict:
+            for path, field, known in unknown_fields(resource):
+                hint = _did_you_mean(field, known)
+                self._problem(doc, f"unknown field {field!r}{hint}", path=path, kind=kind, name=name,
+                              loc=_split(path), severity="warning")
+
+    def _unknown_kind(self, doc: _Document, kind: str, name: str | None) -> None:
+        close = difflib.get_close_matches(kind, KINDS, n=1, cutoff=0.75)
+        exact_but_case = [k for k in KINDS if k.lower() == kind.lower()]
+        if exact_but_case or close:
+            suggestion = (exact_but_case or close)[0]
+            self._problem(doc, f"unknown kind {kind!r}; did you mean {suggestion!r}?", path="kind", name=name,
+                          loc=("kind",))
+        else:
+            self._problem(doc, f"kind {kind!r} is not a wegent resource; skipped", path="kind", kind=kind,
+                          name=name, loc=("kind",), severity="warning")
+
+    def _problem(self, doc: _Document, message: str, *, path: str = "", kind: str | None = None,
+                 name: str | None = None, loc: tuple[Any, ...] = (), severity: str = "error") -> None:
+        line = doc.locate(loc)
+        self.problems.append(Problem(message, source=doc.source, line=line, path=path, severity=severity,  # type: ignore[arg-type]
+                                     kind=kind, name=name))
+
+    def finish(self) -> ResourceSet:
+        if any(p.severity == "error" for p in self.problems):
+            raise ValidationError(self.problems, loaded=self.resources)
+        return ResourceSet(self.resources, self.problems)
+
+
+# --- strict validation --------------------------------------------------------------------------------------------
+
+
+def unknown_fields(model: Schema, prefix: str = "") -> Iterator[tuple[str, str, list[str]]]:
+    """Yield (path, field, known field names) for every key the schema does not define, at any depth."""
+    known = [f.serialization_alias or f.alias or n for n, f in type(model).model_fields.items()]
+    for key in model.model_extra or {}:
+        yield (f"{prefix}.{key}" if prefix else key), key, known
+    for name, field in type(model).model_fields.items():
+        alias = field.serialization_alias or field.alias or name
+        yield from _unknown_in(getattr(model, name), f"{prefix}.{alias}" if prefix else alias)
+
+
+def _unknown_in(value: Any, path: str) -> Iterator[tuple[str, str, list[str]]]:
+    if isinstance(value, Schema):
+        yield from unknown_fields(value, path)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _unknown_in(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, Schema):
+                yield from unknown_fields(item, f"{path}.{key}")
+
+
+# --- helpers ------------------------------------------------------------------------------------------------------
+
+
+def _expand(paths: Sequence[str | Path], loader: _Loader) -> Iterator[Path]:
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file())
+        elif path.exists():
+            yield path
+        else:
+            loader.problems.append(Problem("no such file or directory", source=str(path)))
+
+
+def _flatten(doc: _Document) -> Iterator[_Document]:
+    """A document that is a YAML list stands for each of its items."""
+    if not isinstance(doc.data, list):
+        yield doc
+        return
+    for i, item in enumerate(doc.data):
+        node = doc.node.value[i] if isinstance(doc.node, yaml.SequenceNode) else None
+        line = node.start_mark.line + 1 if node is not None else doc.line
+        yield _Document(item, doc.source, node, line, doc.json_text, i)
+
+
+def _where(doc: _Document) -> str:
+    return f"{doc.source}:{doc.line}" if doc.line is not None else doc.source
+
+
+def _name_of(data: dict[str, Any]) -> str | None:
+    metadata = data.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _type_name(value: Any) -> str:
+    return {str: "a string", int: "a number", float: "a number", bool: "a boolean", list: "a list"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _split(path: str) -> tuple[Any, ...]:
+    parts: list[Any] = []
+    for piece in path.replace("[", ".[").split("."):
+        if piece.startswith("["):
+            parts.append(int(piece[1:-1]))
+        elif piece:
+            parts.append(piece)
+    return tuple(parts)
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(error: Any, data: dict[str, Any]) -> str:
+    msg: str = error["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    msg = msg[:1].lower() + msg[1:]
+    if error["type"] == "missing" and error["loc"]:
+        parent = _get(data, error["loc"][:-1])
+        if isinstance(parent, dict):
+            close = difflib.get_close_matches(str(error["loc"][-1]), [str(k) for k in parent], n=1, cutoff=0.75)
+            if close:
+                msg += f" (found {close[0]!r}: a misspelling?)"
+    elif error["type"] in ("model_type", "dict_type") and error.get("input") is None:
+        msg += " (the key is present but empty)"
+    return msg
+
+
+def _did_you_mean(field: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(field, known, n=1, cutoff=0.75)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _get(data: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the deepest node along `loc` (the key's line for mapping entries)."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            entry = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+            if entry is None:
+                break
+            line, node = entry[0].start_mark.line + 1, entry[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _yaml_problem(exc: yaml.YAMLError, source: str) -> Problem:
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    message = f"invalid YAML: {context + ', ' if context else ''}{problem}"
+    return Problem(message, source=source, line=line)
+
+
+def _compose_quietly(text: str) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=_SafeLoader)
+    except yaml.YAMLError:
+        return None
+
+
+def _expanded_size(value: Any, memo: dict[int, int]) -> int:
+    """Size of the value as if every YAML alias were copied out; memoised so shared nodes cost once."""
+    if not isinstance(value, dict | list):
+        return 1
+    key = id(value)
+    if key not in memo:
+        memo[key] = 0  # guards against self-reference
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        memo[key] = 1 + sum(_expanded_size(v, memo) for _, v in items)
+    return memo[key]
+
+
+class _BlockDumper(_SafeDumper):  # type: ignore[misc, valid-type]
+    """Writes multi-line strings as `|` blocks, as people write prompts."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_BlockDumper.add_representer(str, _represent_str)

@@ -1,0 +1,626 @@
+"""The resource kinds, as pydantic models that read and write upstream Wegent YAML unchanged.
+
+Python attributes are snake_case; the YAML keys are the upstream spellings (camelCase, with upstream's snake_case
+exceptions such as `preload_skills` or `bind_mode`). Unknown keys are kept (`model_extra`) so a load/dump round trip
+loses nothing; `unknown_fields()` lists them for strict validation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "agent.wecode.io/v1"
+MAX_PROMPT_BYTES = 60_000
+
+
+class Schema(BaseModel):
+    """Base of every model: camelCase keys, unknown keys kept."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+        alias_generator=to_camel,
+        serialize_by_alias=True,
+        protected_namespaces=(),
+    )
+
+
+def _label_value(value: Any) -> Any:
+    # Upstream stores boolean-looking flags as "true"/"false"; YAML turns unquoted ones into bools.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _number_to_str(value: Any) -> Any:
+    # YAML reads `version: 1.0` as a float; upstream coerces such values back to strings.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _none_to_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
+LabelValue = Annotated[str, BeforeValidator(_label_value)]
+NumberString = Annotated[str, BeforeValidator(_number_to_str)]
+
+
+# --- envelope -----------------------------------------------------------------------------------------------------
+
+
+class ObjectMeta(Schema):
+    name: str = Field(min_length=1)
+    namespace: str = Field(default="default", min_length=1)
+    display_name: str | None = None
+    labels: Annotated[dict[str, LabelValue], BeforeValidator(_none_to_empty)] = Field(default_factory=dict)
+    # Managed by stores: never compared when deciding whether a resource changed.
+    resource_version: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @field_validator("name", "namespace")
+    @classmethod
+    def _no_surrounding_space(cls, value: str) -> str:
+        if value != value.strip():
+            raise ValueError("must not start or end with whitespace")
+        return value
+
+
+class ResourceStatus(Schema):
+    state: str = "Available"  # upstream: Available | Unavailable
+    message: str | None = None
+
+
+class Ref(Schema):
+    """A reference by name. An omitted namespace means the namespace of the resource that holds the reference."""
+
+    name: str = Field(min_length=1)
+    namespace: str | None = None
+
+
+class Resource(Schema):
+    """The common envelope: apiVersion, kind, metadata, spec, status."""
+
+    kind_name: ClassVar[str] = ""
+    api_version: str = API_VERSION
+    kind: str
+    metadata: ObjectMeta
+    spec: Schema
+    status: ResourceStatus = Field(default_factory=ResourceStatus)
+
+    @field_validator("api_version")
+    @classmethod
+    def _known_api_version(cls, value: str) -> str:
+        if value != API_VERSION:
+            raise ValueError(f"unsupported apiVersion {value!r} (expected {API_VERSION})")
+        return value
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Store identity: (namespace, kind, name)."""
+        return (self.metadata.namespace, self.kind, self.metadata.name)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.metadata.namespace}/{self.metadata.name}"
+
+
+# --- Ghost --------------------------------------------------------------------------------------------------------
+
+
+class SkillRefMeta(Schema):
+    # Upstream requires a numeric row id; this library has none, so the id is optional and informational.
+    skill_id: int | None = Field(default=None, alias="skill_id")
+    namespace: str = "default"
+    is_public: bool = Field(default=False, alias="is_public")
+    content_hash: str | None = Field(default=None, alias="content_hash", pattern=r"^sha256:[0-9a-fA-F]+$")
+
+
+class KnowledgeBaseRef(Schema):
+    id: int | None = None
+    name: str
+
+
+class GhostSpec(Schema):
+    system_prompt: str
+    mcp_servers: dict[str, Any] | None = None
+    skills: list[str] | None = None
+    preload_skills: list[str] | None = Field(default=None, alias="preload_skills")
+    skill_refs: dict[str, SkillRefMeta] | None = Field(default=None, alias="skill_refs")
+    preload_skill_refs: dict[str, SkillRefMeta] | None = Field(default=None, alias="preload_skill_refs")
+    default_knowledge_base_refs: list[KnowledgeBaseRef] | None = None
+
+
+class Ghost(Resource):
+    kind_name: ClassVar[str] = "Ghost"
+    kind: Literal["Ghost"] = "Ghost"
+    spec: GhostSpec
+
+
+# --- Model --------------------------------------------------------------------------------------------------------
+
+
+class ModelType(StrEnum):
+    LLM = "llm"
+    TTS = "tts"
+    STT = "stt"
+    EMBEDDING = "embedding"
+    RERANK = "rerank"
+    VIDEO = "video"
+    IMAGE = "image"
+
+
+class TtsConfig(Schema):
+    voice: str | None = None
+    speed: float = Field(default=1.0, ge=0.25, le=4.0)
+    output_format: str = Field(default="mp3", alias="output_format")
+
+
+class SttConfig(Schema):
+    language: str | None = None
+    transcription_format: str = Field(default="text", alias="transcription_format")
+
+
+class EmbeddingConfig(Schema):
+    dimensions: int | None = None
+    encoding_format: str = Field(default="float", alias="encoding_format")
+    additional_input_modalities: list[str] | None = Field(default=None, alias="additional_input_modalities")
+
+
+class RerankConfig(Schema):
+    top_n: int | None = Field(default=None, alias="top_n")
+    return_documents: bool = Field(default=True, alias="return_documents")
+
+
+class ModelCapabilities(Schema):
+    supports_image: bool | None = None
+    supports_video: bool | None = None
+
+
+class ModelSpec(Schema):
+    # `modelConfig` is free-form upstream: `env`, `bind_model`, `allowed_models`, `DEFAULT_HEADERS`, ...
+    config: dict[str, Any] = Field(alias="modelConfig")
+    is_custom_config: bool | None = None
+    protocol: str | None = None
+    api_format: Literal["chat/completions", "responses"] | None = None
+    cost_index: NumberString | None = None
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    model_type: ModelType = ModelType.LLM
+    model_group: str | None = None
+    model_sub_group: str | None = None
+    tts_config: TtsConfig | None = None
+    stt_config: SttConfig | None = None
+    embedding_config: EmbeddingConfig | None = None
+    rerank_config: RerankConfig | None = None
+    video_config: dict[str, Any] | None = None
+    image_config: dict[str, Any] | None = None
+    is_advanced: bool | None = None
+    is_wework_available: bool | None = None
+    model_capabilities: ModelCapabilities | None = None
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _config_none(cls, value: Any) -> Any:
+        return _none_to_empty(value)
+
+
+class Model(Resource):
+    kind_name: ClassVar[str] = "Model"
+    kind: Literal["Model"] = "Model"
+    spec: ModelSpec
+
+
+# --- Shell --------------------------------------------------------------------------------------------------------
+
+
+class ShellSpec(Schema):
+    # `runtime` is the v1.0 name of `shellType`; both are read, `shellType` is written.
+    shell_type: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("shellType", "runtime", "shell_type"),
+        serialization_alias="shellType",
+    )
+    support_model: list[str] | None = None
+    base_image: str | None = None
+    base_shell_ref: str | None = None  # a plain string naming a public shell, not an object
+    requires_workspace: bool | None = None
+
+    @model_validator(mode="after")
+    def _type_or_base(self) -> ShellSpec:
+        if not self.shell_type and not self.base_shell_ref:
+            raise ValueError("a Shell needs `shellType` (or its alias `runtime`), or a `baseShellRef` to inherit it from")
+        return self
+
+
+class Shell(Resource):
+    kind_name: ClassVar[str] = "Shell"
+    kind: Literal["Shell"] = "Shell"
+    spec: ShellSpec
+
+
+# --- Bot ----------------------------------------------------------------------------------------------------------
+
+
+class BotSpec(Schema):
+    ghost_ref: Ref
+    shell_ref: Ref
+    model_ref: Ref | None = None
+    secondary_model_ref: Ref | None = None
+    # Legacy, unschematised upstream block; resolution reads `bind_model`, `bind_model_namespace`, `allowed_models`.
+    agent_config: dict[str, Any] | None = Field(default=None, alias="agent_config")
+
+
+class Bot(Resource):
+    kind_name: ClassVar[str] = "Bot"
+    kind: Literal["Bot"] = "Bot"
+    spec: BotSpec
+
+
+# --- Team ---------------------------------------------------------------------------------------------------------
+
+
+class CollaborationModel(StrEnum):
+    SOLO = "solo"
+    PIPELINE = "pipeline"
+    ROUTE = "route"
+    COORDINATE = "coordinate"
+    COLLABORATE = "collaborate"
+
+
+class ContextPassing(StrEnum):
+    NONE = "none"
+    ORIGINAL_USER = "original_user"
+    PREVIOUS_BOT = "previous_bot"
+    ORIGINAL_AND_PREVIOUS = "original_and_previous"
+
+
+def _normalise_enum(value: Any) -> Any:
+    # Upstream sources contain values such as "pipeline " (trailing space) and mixed case.
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+class TeamMember(Schema):
+    bot_ref: Ref
+    prompt: str | None = None
+    role: str | None = None  # "leader" is the only value with a meaning; others are free text
+    require_confirmation: bool = False
+    context_passing: Annotated[ContextPassing, BeforeValidator(_normalise_enum)] = ContextPassing.NONE
+    name: str | None = None  # documented upstream, ignored
+
+    @property
+    def is_leader(self) -> bool:
+        return (self.role or "").strip().lower() == "leader"
+
+
+class LocalizedText(Schema):
+    en: str | None = None
+    zh: str | None = None
+
+
+class InputPlaceholder(LocalizedText):
+    mobile: LocalizedText | None = None
+    desktop: LocalizedText | None = None
+
+
+class TeamLimits(Schema):
+    """Structural limits that stop a runaway team (this library's addition; upstream has no such block)."""
+
+    max_turns: int = Field(default=32, ge=1)
+    max_model_calls: int = Field(default=128, ge=1)
+    max_tokens: int | None = Field(default=2_000_000, ge=1)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    timeout_seconds: float = Field(default=3600, gt=0)
+    turn_timeout_seconds: float = Field(default=600, gt=0)
+
+
+MAX_QUICK_PHRASES = 6
+MAX_QUICK_PHRASE_CHARS = 120
+
+
+class TeamSpec(Schema):
+    members: list[TeamMember]
+    collaboration_model: Annotated[CollaborationModel, BeforeValidator(_normalise_enum)]
+    bind_mode: list[str] | None = Field(default=None, alias="bind_mode")
+    description: str | None = None
+    icon: str | None = None
+    requires_workspace: bool | None = None
+    capability: dict[str, Any] | None = None
+    input_placeholder: InputPlaceholder | None = None
+    quick_phrases: list[str] = Field(default_factory=list, alias="quick_phrases")
+    workflow: dict[str, Any] | None = None  # UI echo of collaborationModel in upstream init data, ignored
+    limits: TeamLimits = Field(default_factory=TeamLimits)
+
+    @field_validator("quick_phrases", mode="before")
+    @classmethod
+    def _trim_quick_phrases(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        phrases = [p.strip() if isinstance(p, str) else p for p in value]
+        phrases = [p for p in phrases if p != ""]
+        if len(phrases) > MAX_QUICK_PHRASES:
+            raise ValueError(f"at most {MAX_QUICK_PHRASES} quick phrases are allowed, got {len(phrases)}")
+        for phrase in phrases:
+            if isinstance(phrase, str) and len(phrase) > MAX_QUICK_PHRASE_CHARS:
+                raise ValueError(f"a quick phrase may hold at most {MAX_QUICK_PHRASE_CHARS} characters: {phrase!r}")
+        return phrases
+
+    @property
+    def leader_index(self) -> int:
+        """The member with role `leader` (the first, if several), else the first member."""
+        return next((i for i, m in enumerate(self.members) if m.is_leader), 0)
+
+
+class Team(Resource):
+    kind_name: ClassVar[str] = "Team"
+    kind: Literal["Team"] = "Team"
+    spec: TeamSpec
+
+
+# --- Workspace ----------------------------------------------------------------------------------------------------
+
+
+class Repository(Schema):
+    git_url: str
+    git_repo: str
+    git_repo_id: int | None = None
+    branch_name: str
+    git_domain: str
+
+
+class WorkspaceSpec(Schema):
+    repository: Repository
+
+
+class Workspace(Resource):
+    kind_name: ClassVar[str] = "Workspace"
+    kind: Literal["Workspace"] = "Workspace"
+    spec: WorkspaceSpec
+
+
+# --- Task ---------------------------------------------------------------------------------------------------------
+
+
+class TaskState(StrEnum):
+    """Task status values, as upstream (CANCELLING and PENDING_CONFIRMATION included)."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    PENDING_CONFIRMATION = "PENDING_CONFIRMATION"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLING = "CANCELLING"
+    CANCELLED = "CANCELLED"
+    DELETE = "DELETE"
+
+
+class SubtaskState(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    PENDING_CONFIRMATION = "PENDING_CONFIRMATION"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    DELETE = "DELETE"
+
+
+class TeamRef(Ref):
+    user_id: int | None = Field(default=None, alias="user_id")
+
+
+class TaskKnowledgeBaseRef(Schema):
+    id: int | None = None
+    name: str
+    bound_by: str | None = None
+    bound_at: datetime | None = None
+
+
+class KnowledgeBaseScope(Schema):
+    id: int | None = None
+    namespace: str = "default"
+    name: str
+    scope_restricted: bool = False
+    folder_ids: list[int | str] | None = None
+    explicit_document_ids: list[int | str] | None = None
+    include_subfolders: bool = True
+    bound_by: str | None = None
+    bound_at: datetime | None = None
+
+
+class ExternalKnowledgeRef(Schema):
+    provider: str
+    mode: str = "explicit"
+    id: int | str
+    name: str | None = None
+    scope: str | None = None
+    target_type: Literal["knowledge_base", "folder", "document"] | None = Field(default=None, alias="target_type")
+    node_id: int | str | None = Field(default=None, alias="node_id")
+    document_id: int | str | None = Field(default=None, alias="document_id")
+    parent_id: int | str | None = Field(default=None, alias="parent_id")
+    target_name: str | None = Field(default=None, alias="target_name")
+    resource_url: str | None = Field(default=None, alias="resource_url")
+    bound_by: str | None = None
+    bound_at: datetime | None = None
+
+
+class ExecutionWorkspace(Schema):
+    source: str
+    path: str | None = None
+
+
+class TaskExecution(Schema):
+    workspace: ExecutionWorkspace
+
+
+class TaskFork(Schema):
+    source_task_id: int = Field(ge=1)
+    after_message_id: int = Field(ge=0)
+    root_task_id: int = Field(ge=1)
+    runtime: str | None = None
+
+
+class TaskSpec(Schema):
+    # Upstream requires `title`; here it defaults to the UI's rule (first 50 characters of the prompt).
+    title: str | None = None
+    prompt: str
+    team_ref: TeamRef
+    # Upstream requires a Workspace even for chat tasks (the UI makes an empty one); here it is optional.
+    workspace_ref: Ref | None = None
+    is_group_chat: bool = Field(default=False, alias="is_group_chat")
+    knowledge_base_refs: list[TaskKnowledgeBaseRef] | None = None
+    knowledge_base_scopes: list[KnowledgeBaseScope] | None = None
+    external_knowledge_refs: list[ExternalKnowledgeRef] = Field(default_factory=list)
+    device_id: str | None = Field(default=None, alias="device_id")
+    device_ref: dict[str, Any] | None = None  # documented upstream, not in its schema; ignored
+    execution: TaskExecution | None = None
+    fork: TaskFork | None = None
+    current_stage: int | None = Field(default=None, ge=0)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_size(cls, value: str) -> str:
+        size = len(value.encode())
+        if size > MAX_PROMPT_BYTES:
+            raise ValueError(f"the prompt is {size} bytes of UTF-8; at most {MAX_PROMPT_BYTES} are allowed")
+        return value
+
+    @property
+    def effective_title(self) -> str:
+        if self.title:
+            return self.title
+        return self.prompt[:50] + ("..." if len(self.prompt) > 50 else "")
+
+
+class SubtaskInfo(Schema):
+    title: str | None = None
+    role: str | None = None
+    bot_ids: list[int | str] | None = Field(default=None, alias="bot_ids")
+    executor_namespace: str | None = Field(default=None, alias="executor_namespace")
+    executor_name: str | None = Field(default=None, alias="executor_name")
+    status: SubtaskState | None = None
+    progress: int | None = None
+    result: dict[str, Any] | None = None
+    error_message: str | None = None
+    message_id: int | None = None
+    parent_id: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+class TaskApp(Schema):
+    name: str | None = None
+    address: str | None = None
+    preview_url: str | None = None
+
+
+class TaskArchive(Schema):
+    storage_key: str | None = None
+    archived_at: datetime | None = None
+    expires_at: datetime | None = None
+    size_bytes: int | None = None
+    session_file_included: bool | None = None
+    git_included: bool | None = None
+
+
+class TaskStatus(ResourceStatus):
+    status: TaskState = TaskState.PENDING
+    progress: int = Field(default=0, ge=0, le=100)
+    result: dict[str, Any] | None = None
+    error_message: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    started_at: datetime | None = None  # appears in upstream samples, not in its schema
+    completed_at: datetime | None = None
+    sub_tasks: list[SubtaskInfo] | None = None
+    app: TaskApp | None = None
+    archive: TaskArchive | None = None
+
+
+class Task(Resource):
+    kind_name: ClassVar[str] = "Task"
+    kind: Literal["Task"] = "Task"
+    spec: TaskSpec
+    status: TaskStatus = Field(default_factory=TaskStatus)
+
+
+# --- Skill --------------------------------------------------------------------------------------------------------
+
+
+class SkillTool(Schema):
+    name: str
+    provider: str | None = None
+    config: dict[str, Any] | None = None
+
+
+class SkillProvider(Schema):
+    """Names Python code in an uploaded skill package. Recorded only: loading YAML never imports it."""
+
+    module: str = "provider"
+    class_: str | None = Field(default=None, alias="class")
+
+
+class SkillSource(Schema):
+    type: Literal["upload", "git"] | None = None
+    repo_url: str | None = Field(default=None, alias="repo_url")
+    skill_path: str | None = Field(default=None, alias="skill_path")
+    imported_at: datetime | None = Field(default=None, alias="imported_at")
+
+
+class SkillSpec(Schema):
+    description: str
+    display_name: str | None = None
+    prompt: str | None = None
+    version: NumberString | None = None
+    author: str | None = None
+    tags: list[str] | None = None
+    bind_shells: list[str] | None = None  # None: usable by every shell (see docs/resolution.md)
+    config: dict[str, Any] | None = None
+    tools: list[SkillTool] | None = None
+    provider: SkillProvider | None = None
+    mcp_servers: dict[str, Any] | None = None
+    visible: bool = True
+    source: SkillSource | None = None
+    capability: dict[str, Any] | None = None
+
+
+class SkillStatus(ResourceStatus):
+    file_size: int | None = None
+    file_hash: str | None = None
+
+
+class Skill(Resource):
+    kind_name: ClassVar[str] = "Skill"
+    kind: Literal["Skill"] = "Skill"
+    spec: SkillSpec
+    status: SkillStatus = Field(default_factory=SkillStatus)
+
+
+# --- registry -----------------------------------------------------------------------------------------------------
+
+KINDS: dict[str, type[Resource]] = {cls.kind_name: cls for cls in (Ghost, Model, Shell, Bot, Team, Workspace, Task, Skill)}
+"""Every resource kind the library understands, by its `kind` value."""
