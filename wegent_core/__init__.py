@@ -1,4 +1,103 @@
-"""wegent_core: resources, loading, resolution, plugin hooks and the in-memory store.
+"""wegent_core: resources, loading, resolution, the store protocol and the plugin hooks.
 
-Depends only on pydantic, pluggy, anyio and PyYAML; the other wegent packages plug in through entry points.
+Depends only on pydantic, pluggy, anyio and PyYAML; the other wegent packages plug in through the `wegent`
+entry-point group. Every module is private; this is the public surface.
 """
+
+from ._errors import (
+    ConflictError,
+    NotFoundError,
+    PluginError,
+    Problem,
+    ResolutionError,
+    StoreError,
+    ValidationError,
+    WegentError,
+)
+from ._hookspecs import hookimpl
+from ._loader import ResourceSet, dump, load, loads, to_document
+from ._memory_store import MemoryStore
+from ._plan import ExecutionPlan, McpServerPlan, MemberPlan, ModelPlan, ShellPlan, SkillPlan
+from ._plugins import PluginInfo, Plugins, PluginWarning, Registration, Registry
+from ._resolve import resolve_task, resolve_team
+from ._resources import (
+    API_VERSION,
+    KINDS,
+    Bot,
+    CollaborationModel,
+    ContextPassing,
+    Ghost,
+    Model,
+    ObjectMeta,
+    Ref,
+    Resource,
+    Shell,
+    Skill,
+    SubtaskState,
+    Task,
+    TaskState,
+    Team,
+    TeamLimits,
+    TeamMember,
+    Workspace,
+)
+from ._schema import json_schema
+from ._selectors import LabelSelector
+from ._store import PUBLIC_NAMESPACE, ResourceStore, lookup
+from ._yaml import to_yaml
+
+__all__ = [
+    "API_VERSION",
+    "KINDS",
+    "PUBLIC_NAMESPACE",
+    "Bot",
+    "CollaborationModel",
+    "ConflictError",
+    "ContextPassing",
+    "ExecutionPlan",
+    "Ghost",
+    "LabelSelector",
+    "McpServerPlan",
+    "MemberPlan",
+    "MemoryStore",
+    "Model",
+    "ModelPlan",
+    "NotFoundError",
+    "ObjectMeta",
+    "PluginError",
+    "PluginInfo",
+    "PluginWarning",
+    "Plugins",
+    "Problem",
+    "Ref",
+    "Registration",
+    "Registry",
+    "ResolutionError",
+    "Resource",
+    "ResourceSet",
+    "ResourceStore",
+    "Shell",
+    "ShellPlan",
+    "Skill",
+    "SkillPlan",
+    "StoreError",
+    "SubtaskState",
+    "Task",
+    "TaskState",
+    "Team",
+    "TeamLimits",
+    "TeamMember",
+    "ValidationError",
+    "WegentError",
+    "Workspace",
+    "dump",
+    "hookimpl",
+    "json_schema",
+    "load",
+    "loads",
+    "lookup",
+    "resolve_task",
+    "resolve_team",
+    "to_document",
+    "to_yaml",
+]

@@ -1,12 +1,12 @@
 """The library's exception tree.
 
-    WegentError
-    ├── ValidationError      one or more documents are invalid (every problem listed, with file, line, field path)
-    ├── ResolutionError      a reference chain cannot be resolved (every broken chain listed)
-    ├── StoreError
-    │   ├── NotFoundError    no such resource
-    │   └── ConflictError    already exists, or the resource version is stale
-    └── PluginError          a plugin failed to load, or asked-for plugin is missing
+WegentError
+├── ValidationError      one or more documents are invalid (every problem listed, with file, line, field path)
+├── ResolutionError      a reference chain cannot be resolved (every broken chain listed)
+├── StoreError
+│   ├── NotFoundError    no such resource
+│   └── ConflictError    already exists, or the resource version is stale
+└── PluginError          a plugin failed to load, or asked-for plugin is missing
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class ValidationError(_ProblemsError):
     """Documents failed to load or validate. `problems` lists every one; `loaded` holds what did load."""
 
     def __init__(self, problems: list[Problem], loaded: list | None = None) -> None:
-        self.loaded = loaded or []
+        self.loaded = loaded if loaded is not None else []
         errors = [p for p in problems if p.severity == "error"]
         noun = "problem" if len(errors) == 1 else "problems"
         super().__init__(problems, f"{len(errors)} {noun} found:")

@@ -1,8 +1,7 @@
 """Loading resources from files, directories, strings and dicts, and dumping them back.
 
-YAML is read with the safe loader only (libyaml's when present): no tag can construct a Python object, so no document
-can make the library import or call code. Line numbers are only worked out when something is wrong, by walking the
-document's node tree, so the fast path pays nothing for them.
+Every problem of every document is collected, located (file, line, field path) and raised together in one
+`ValidationError`; the YAML reading itself (safe loading only, see `_yaml`) happens in `_yaml`.
 """
 
 from __future__ import annotations
@@ -15,24 +14,24 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-import yaml
+from yaml.nodes import Node, SequenceNode
 
 from ._errors import Problem, ValidationError
 from ._resources import KINDS, Resource, Schema
-
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+from ._yaml import YamlError, check_shape, compose, line_of, needs_shape_check, parse_stream, to_yaml
 
 SUFFIXES = (".yaml", ".yml", ".json")
-MAX_EXPANDED_NODES = 1_000_000  # bounds YAML alias expansion ("billion laughs")
 
 
 class ResourceSet(list[Resource]):
     """The resources of one load, in document order, plus the warnings the load produced."""
 
-    def __init__(self, resources: Iterable[Resource] = (), warnings: Iterable[Problem] = ()) -> None:
+    def __init__(
+        self, resources: Iterable[Resource] = (), warnings: Iterable[Problem] = (), sources: Iterable[str] = ()
+    ) -> None:
         super().__init__(resources)
         self.warnings: list[Problem] = list(warnings)
+        self.sources: list[str] = list(sources)  # the files read, in order
 
     def of_kind(self, kind: str) -> list[Resource]:
         return [r for r in self if r.kind == kind]
@@ -55,11 +54,18 @@ def load(*paths: str | Path, strict: bool = False) -> ResourceSet:
     return loader.finish()
 
 
-def loads(content: str | bytes | dict[str, Any] | Sequence[Any], *, source: str = "<string>", strict: bool = False) -> ResourceSet:
+def loads(
+    content: str | bytes | dict[str, Any] | Sequence[Any], *, source: str = "<string>", strict: bool = False
+) -> ResourceSet:
     """Load resources from YAML or JSON text (one or many documents), a dict, or a list of dicts."""
     loader = _Loader(strict)
-    if isinstance(content, str | bytes):
-        loader.read_text(content.decode() if isinstance(content, bytes) else content, source)
+    if isinstance(content, bytes):
+        try:
+            content = content.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValidationError([Problem(f"not UTF-8 text: {exc.reason} at byte {exc.start}", source)]) from None
+    if isinstance(content, str):
+        loader.read_text(content, source)
     else:
         loader.read_objects(content, source)
     return loader.finish()
@@ -73,7 +79,7 @@ def dump(resources: Resource | Iterable[Resource], format: str = "yaml") -> str:
         return json.dumps(docs[0] if isinstance(resources, Resource) else docs, indent=2, ensure_ascii=False) + "\n"
     if format != "yaml":
         raise ValueError(f"unknown format {format!r} (expected yaml or json)")
-    return yaml.dump_all(docs, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return to_yaml(*docs)
 
 
 def to_document(resource: Resource) -> dict[str, Any]:
@@ -93,7 +99,7 @@ def to_document(resource: Resource) -> dict[str, Any]:
 class _Document:
     data: Any
     source: str
-    node: yaml.Node | None  # for line numbers; None for dicts given directly and for JSON
+    node: Node | None  # for line numbers; None for dicts given directly and for JSON
     line: int | None
     json_text: str | None = None  # JSON is composed into nodes only if a problem needs a line
     index: int | None = None  # position in a top-level list
@@ -101,10 +107,10 @@ class _Document:
     def locate(self, loc: tuple[Any, ...]) -> int | None:
         node = self.node
         if node is None and self.json_text is not None:
-            node = _compose_quietly(self.json_text)
+            node = compose(self.json_text)
             if self.index is not None:
-                node = node.value[self.index] if isinstance(node, yaml.SequenceNode) else None
-        return _line_of(node, loc) if node is not None else self.line
+                node = node.value[self.index] if isinstance(node, SequenceNode) else None
+        return line_of(node, loc) if node is not None else self.line
 
 
 class _Loader:
@@ -113,11 +119,13 @@ class _Loader:
         self.resources: list[Resource] = []
         self.problems: list[Problem] = []
         self._seen: dict[tuple[str, str, str], str] = {}
+        self.sources: list[str] = []
 
     # reading
 
     def read_file(self, path: Path) -> None:
         source = str(path)
+        self.sources.append(source)
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -134,32 +142,39 @@ class _Loader:
                 return self._read_json(text, source)
             except ValueError:
                 pass  # flow-style YAML rather than JSON
-        loader = _SafeLoader(text)
         try:
-            while loader.check_node():
-                node = loader.get_node()
-                data = loader.construct_document(node)
-                if "*" in text:
-                    self._check_expansion(data, source, node.start_mark.line + 1)
-                self._add(_Document(data, source, node, node.start_mark.line + 1))
-        except yaml.YAMLError as exc:
-            self.problems.append(_yaml_problem(exc, source))
-        except RecursionError:
-            self.problems.append(Problem("the document nests too deeply", source=source))
-        finally:
-            loader.dispose()
+            for doc in parse_stream(text):
+                if doc.error is not None:
+                    self.problems.append(Problem(str(doc.error), source=source, line=doc.error.line))
+                else:
+                    self._add(_Document(doc.data, source, doc.node, doc.line))
+        except YamlError as exc:
+            self.problems.append(Problem(str(exc), source=source, line=exc.line))
 
     def _read_json(self, text: str, source: str) -> None:
         try:
             data = json.loads(text)
+            if needs_shape_check(text):
+                check_shape(data)
         except json.JSONDecodeError as exc:
             if source.endswith(".json"):
                 self.problems.append(Problem(f"invalid JSON: {exc.msg}", source=source, line=exc.lineno))
                 return
             raise ValueError(str(exc)) from None
+        except RecursionError:
+            self.problems.append(Problem("the document nests too deeply", source=source))
+            return
+        except YamlError as exc:
+            self.problems.append(Problem(str(exc), source=source))
+            return
         self._add(_Document(data, source, None, 1, json_text=text))
 
     def read_objects(self, content: Any, source: str) -> None:
+        try:
+            check_shape(content, plain=True)
+        except YamlError as exc:
+            self.problems.append(Problem(str(exc), source=source))
+            return
         self._add(_Document(content, source, None, None))
 
     def _add(self, doc: _Document) -> None:
@@ -167,10 +182,6 @@ class _Loader:
             self._validate(item)
 
     # validation
-
-    def _check_expansion(self, data: Any, source: str, line: int) -> None:
-        if _expanded_size(data, {}) > MAX_EXPANDED_NODES:
-            raise yaml.YAMLError(f"{source}:{line}: document expands to more than {MAX_EXPANDED_NODES} nodes")
 
     def _validate(self, doc: _Document) -> None:
         data = doc.data
@@ -189,44 +200,79 @@ class _Loader:
             self._unknown_kind(doc, kind, name)
             return
         try:
-            resource = cls.model_validate(data)
+            resource = cls.model_validate(data, by_name=False)  # YAML uses the upstream spellings only
         except pydantic.ValidationError as exc:
             for error in exc.errors(include_url=False):
-                self._problem(doc, _message(error, data), path=_path(error["loc"]), kind=kind, name=name,
-                              loc=error["loc"])
+                self._problem(
+                    doc, _message(error, data), path=_path(error["loc"]), kind=kind, name=name, loc=error["loc"]
+                )
             return
-        first = self._seen.setdefault(resource.key, _where(doc))
-        if first != _where(doc):
+        first = self._seen.get(resource.key)
+        if first is not None:
             self._problem(doc, f"{resource} is defined twice (first at {first})", kind=kind, name=name)
             return
+        self._seen[resource.key] = _where(doc)
         self.resources.append(resource)
         if self.strict:
             for path, field, known in unknown_fields(resource):
                 hint = _did_you_mean(field, known)
-                self._problem(doc, f"unknown field {field!r}{hint}", path=path, kind=kind, name=name,
-                              loc=_split(path), severity="warning")
+                self._problem(
+                    doc,
+                    f"unknown field {field!r}{hint}",
+                    path=path,
+                    kind=kind,
+                    name=name,
+                    loc=_split(path),
+                    severity="warning",
+                )
 
     def _unknown_kind(self, doc: _Document, kind: str, name: str | None) -> None:
         close = difflib.get_close_matches(kind, KINDS, n=1, cutoff=0.75)
         exact_but_case = [k for k in KINDS if k.lower() == kind.lower()]
         if exact_but_case or close:
             suggestion = (exact_but_case or close)[0]
-            self._problem(doc, f"unknown kind {kind!r}; did you mean {suggestion!r}?", path="kind", name=name,
-                          loc=("kind",))
+            self._problem(
+                doc, f"unknown kind {kind!r}; did you mean {suggestion!r}?", path="kind", name=name, loc=("kind",)
+            )
         else:
-            self._problem(doc, f"kind {kind!r} is not a wegent resource; skipped", path="kind", kind=kind,
-                          name=name, loc=("kind",), severity="warning")
+            self._problem(
+                doc,
+                f"kind {kind!r} is not a wegent resource; skipped",
+                path="kind",
+                kind=kind,
+                name=name,
+                loc=("kind",),
+                severity="warning",
+            )
 
-    def _problem(self, doc: _Document, message: str, *, path: str = "", kind: str | None = None,
-                 name: str | None = None, loc: tuple[Any, ...] = (), severity: str = "error") -> None:
+    def _problem(
+        self,
+        doc: _Document,
+        message: str,
+        *,
+        path: str = "",
+        kind: str | None = None,
+        name: str | None = None,
+        loc: tuple[Any, ...] = (),
+        severity: str = "error",
+    ) -> None:
         line = doc.locate(loc)
-        self.problems.append(Problem(message, source=doc.source, line=line, path=path, severity=severity,  # type: ignore[arg-type]
-                                     kind=kind, name=name))
+        self.problems.append(
+            Problem(
+                message,
+                source=doc.source,
+                line=line,
+                path=path,
+                severity=severity,  # type: ignore[arg-type]
+                kind=kind,
+                name=name,
+            )
+        )
 
     def finish(self) -> ResourceSet:
         if any(p.severity == "error" for p in self.problems):
-            raise ValidationError(self.problems, loaded=self.resources)
-        return ResourceSet(self.resources, self.problems)
+            raise ValidationError(self.problems, loaded=ResourceSet(self.resources, (), self.sources))
+        return ResourceSet(self.resources, self.problems, self.sources)
 
 
 # --- strict validation --------------------------------------------------------------------------------------------
@@ -274,7 +320,7 @@ def _flatten(doc: _Document) -> Iterator[_Document]:
         yield doc
         return
     for i, item in enumerate(doc.data):
-        node = doc.node.value[i] if isinstance(doc.node, yaml.SequenceNode) else None
+        node = doc.node.value[i] if isinstance(doc.node, SequenceNode) else None
         line = node.start_mark.line + 1 if node is not None else doc.line
         yield _Document(item, doc.source, node, line, doc.json_text, i)
 
@@ -342,61 +388,3 @@ def _get(data: Any, loc: tuple[Any, ...]) -> Any:
     return data
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the deepest node along `loc` (the key's line for mapping entries)."""
-    if node is None:
-        return None
-    line = node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            entry = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
-            if entry is None:
-                break
-            line, node = entry[0].start_mark.line + 1, entry[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
-def _yaml_problem(exc: yaml.YAMLError, source: str) -> Problem:
-    mark = getattr(exc, "problem_mark", None)
-    line = mark.line + 1 if mark is not None else None
-    problem = getattr(exc, "problem", None) or str(exc)
-    context = getattr(exc, "context", None)
-    message = f"invalid YAML: {context + ', ' if context else ''}{problem}"
-    return Problem(message, source=source, line=line)
-
-
-def _compose_quietly(text: str) -> yaml.Node | None:
-    try:
-        return yaml.compose(text, Loader=_SafeLoader)
-    except yaml.YAMLError:
-        return None
-
-
-def _expanded_size(value: Any, memo: dict[int, int]) -> int:
-    """Size of the value as if every YAML alias were copied out; memoised so shared nodes cost once."""
-    if not isinstance(value, dict | list):
-        return 1
-    key = id(value)
-    if key not in memo:
-        memo[key] = 0  # guards against self-reference
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        memo[key] = 1 + sum(_expanded_size(v, memo) for _, v in items)
-    return memo[key]
-
-
-class _BlockDumper(_SafeDumper):  # type: ignore[misc, valid-type]
-    """Writes multi-line strings as `|` blocks, as people write prompts."""
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    if "\n" in value:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
-
-
-_BlockDumper.add_representer(str, _represent_str)

@@ -7,9 +7,10 @@ loses nothing; `unknown_fields()` lists them for strict validation.
 
 from __future__ import annotations
 
-from datetime import datetime
+import copy
+from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     AliasChoices,
@@ -128,6 +129,38 @@ class Resource(Schema):
     def __str__(self) -> str:
         return f"{self.kind} {self.metadata.namespace}/{self.metadata.name}"
 
+    def clone(self) -> Self:
+        """A deep copy, several times faster than `model_copy(deep=True)` (stores copy on every read)."""
+        return _clone(self)
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+_IMMUTABLE = (str, int, float, bytes, date, StrEnum)  # date covers datetime
+
+
+def _clone(value: Any) -> Any:
+    # Resources hold only models, JSON-like containers and immutable scalars, so copy.deepcopy's memo is not needed.
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict:
+        return {k: _clone(v) for k, v in value.items()}
+    if kind is list:
+        return [_clone(v) for v in value]
+    if isinstance(value, BaseModel):
+        copied = kind.__new__(kind)
+        set_attr = object.__setattr__
+        set_attr(copied, "__dict__", {k: _clone(v) for k, v in value.__dict__.items()})
+        extra = value.__pydantic_extra__
+        set_attr(copied, "__pydantic_extra__", None if extra is None else _clone(extra))
+        set_attr(copied, "__pydantic_fields_set__", set(value.__pydantic_fields_set__))
+        private = value.__pydantic_private__
+        set_attr(copied, "__pydantic_private__", None if private is None else copy.deepcopy(private))
+        return copied
+    if isinstance(value, _IMMUTABLE):
+        return value
+    return copy.deepcopy(value)  # sets from `!!set`, tuples, anything unexpected
+
 
 # --- Ghost --------------------------------------------------------------------------------------------------------
 
@@ -242,7 +275,7 @@ class ShellSpec(Schema):
     # `runtime` is the v1.0 name of `shellType`; both are read, `shellType` is written.
     shell_type: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("shellType", "runtime", "shell_type"),
+        validation_alias=AliasChoices("shellType", "runtime"),
         serialization_alias="shellType",
     )
     support_model: list[str] | None = None
@@ -253,7 +286,9 @@ class ShellSpec(Schema):
     @model_validator(mode="after")
     def _type_or_base(self) -> ShellSpec:
         if not self.shell_type and not self.base_shell_ref:
-            raise ValueError("a Shell needs `shellType` (or its alias `runtime`), or a `baseShellRef` to inherit it from")
+            raise ValueError(
+                "a Shell needs `shellType` (or its alias `runtime`), or a `baseShellRef` to inherit it from"
+            )
         return self
 
 
@@ -622,5 +657,7 @@ class Skill(Resource):
 
 # --- registry -----------------------------------------------------------------------------------------------------
 
-KINDS: dict[str, type[Resource]] = {cls.kind_name: cls for cls in (Ghost, Model, Shell, Bot, Team, Workspace, Task, Skill)}
+KINDS: dict[str, type[Resource]] = {
+    cls.kind_name: cls for cls in (Ghost, Model, Shell, Bot, Team, Workspace, Task, Skill)
+}
 """Every resource kind the library understands, by its `kind` value."""

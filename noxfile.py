@@ -1,0 +1,44 @@
+"""Developer tasks. Run them through `./dev SESSION` (which bootstraps nox) or `nox -s SESSION`.
+
+    tests   the whole test suite                    lint    ruff check and format check
+    bench   the benchmarks whose figures docs/ quote demo    the README's main job
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["lint", "tests"]
+
+DEV = ".[dev]"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    session.install("-e", DEV)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    session.install("-e", DEV)
+    for script in ("bench_load.py", "bench_plan.py", "bench_cli_help.py"):
+        session.run("python", f"benchmarks/{script}")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Validate the examples and plan the pipeline team (the engine that runs it lands with issue 4)."""
+    session.install("-e", ".")
+    session.run("wegent", "validate", "--strict", "-f", "examples/common", "examples/solo", "examples/pipeline",
+                "examples/route", "examples/coordinate", "examples/collaborate")
+    session.run("wegent", "plan", "-f", "examples/common", "-f", "examples/pipeline", "--team", *session.posargs
+                or ["release-pipeline"], "--prompt", "Add a --dry-run flag to the deploy script")

@@ -1,0 +1,187 @@
+"""The execution plan: what resolution produces and what the engine runs.
+
+A plan is safe to print and to log: secrets hold what was written (`${OPENAI_API_KEY}` or a literal key) and every
+serialisation redacts literal secrets. `${ENV}` placeholders are expanded only by `ModelPlan.materialize()`, at run
+time, and the result is never stored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+from ._resources import CollaborationModel, ContextPassing, Repository, TeamLimits
+
+REDACTED = "***"
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SECRET_KEY = re.compile(r"(^|_)(api_?key|auth_?token|secret|password|token)$", re.IGNORECASE)
+
+
+def is_secret_key(key: str) -> bool:
+    """Keys whose values are credentials: `api_key`, `*_API_KEY`, `*_AUTH_TOKEN`, `DIFY_API_KEY`, ..."""
+    return bool(_SECRET_KEY.search(key))
+
+
+def redact(value: Any) -> Any:
+    """A literal secret becomes `***`; a `${ENV}` placeholder is shown as written (it holds no secret)."""
+    if isinstance(value, str) and value and not _PLACEHOLDER.fullmatch(value.strip()):
+        return REDACTED
+    return value
+
+
+def expand_env(value: Any, environ: Mapping[str, str]) -> Any:
+    """Replace `${NAME}` with the environment variable NAME; unknown names are left as written (as upstream)."""
+    if isinstance(value, str):
+        return _PLACEHOLDER.sub(lambda m: environ.get(m.group(1), m.group(0)), value)
+    if isinstance(value, dict):
+        return {k: expand_env(v, environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, environ) for v in value]
+    return value
+
+
+def env_names(value: Any) -> set[str]:
+    """The environment variables that `${NAME}` placeholders in the value refer to."""
+    if isinstance(value, str):
+        return set(_PLACEHOLDER.findall(value))
+    if isinstance(value, dict):
+        return set().union(*(env_names(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(env_names(v) for v in value)) if value else set()
+    return set()
+
+
+class PlanModel(BaseModel):
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+
+class ModelPlan(PlanModel):
+    """A Model after pointer chasing and flattening (upstream reference section 2.5)."""
+
+    name: str
+    namespace: str
+    chain: list[str] = Field(description="Models visited through bind_model pointers, first to last")
+    selected_by: str = Field(description="forced override | bind_model | modelRef | task fallback")
+    protocol: str | None = None
+    api_format: str | None = None
+    provider: str | None = Field(default=None, description="env.model: the provider family (openai, claude, gemini)")
+    model_id: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    default_headers: dict[str, str] = Field(default_factory=dict)
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    model_type: str = "llm"
+    temperature: float | None = None
+    think_config: dict[str, Any] | None = None
+    env: dict[str, Any] = Field(default_factory=dict, description="The Model's env as written")
+
+    @field_serializer("api_key")
+    def _redact_key(self, value: str | None) -> str | None:
+        return redact(value)
+
+    @field_serializer("env")
+    def _redact_env(self, value: dict[str, Any]) -> dict[str, Any]:
+        return {k: redact(v) if is_secret_key(k) else v for k, v in value.items()}
+
+    @field_serializer("default_headers")
+    def _redact_headers(self, value: dict[str, str]) -> dict[str, str]:
+        return {
+            k: redact(v) if k.lower() in ("authorization", "x-api-key") or is_secret_key(k) else v
+            for k, v in value.items()
+        }
+
+    def materialize(self, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The provider configuration with `${ENV}` placeholders expanded. Call at run time; never store the result."""
+        environ = os.environ if environ is None else environ
+        return expand_env(
+            {
+                "protocol": self.protocol,
+                "api_format": self.api_format,
+                "provider": self.provider,
+                "model_id": self.model_id,
+                "base_url": self.base_url,
+                "api_key": self.api_key,
+                "default_headers": self.default_headers,
+                "context_window": self.context_window,
+                "max_output_tokens": self.max_output_tokens,
+                "temperature": self.temperature,
+                "think_config": self.think_config,
+                "env": self.env,
+            },
+            environ,
+        )
+
+
+class ShellPlan(PlanModel):
+    name: str
+    namespace: str
+    shell_type: str
+    execution_type: str = Field(description="labels.type: local_engine (default), external_api or direct_chat")
+    base_image: str | None = None
+    support_model: list[str] = Field(default_factory=list)
+    requires_workspace: bool | None = None
+    chain: list[str] = Field(default_factory=list, description="Shells visited through baseShellRef")
+
+
+class McpServerPlan(PlanModel):
+    name: str
+    type: str = Field(description="stdio | sse | streamable-http")
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: float | None = None
+    source: str = Field(description="ghost, or skill:<name>")
+
+    @field_serializer("env", "headers")
+    def _redact(self, value: dict[str, str]) -> dict[str, str]:
+        return {k: redact(v) if k.lower() == "authorization" or is_secret_key(k) else v for k, v in value.items()}
+
+
+class SkillPlan(PlanModel):
+    name: str
+    namespace: str
+    description: str
+    preload: bool = False
+    source: str = Field(description="ghost, or task")
+
+
+class MemberPlan(PlanModel):
+    index: int
+    role: str | None
+    leader: bool
+    bot: str = Field(description="namespace/name")
+    ghost: str = Field(description="namespace/name")
+    shell: ShellPlan
+    model: ModelPlan
+    system_prompt: str
+    member_prompt: str | None = None
+    skills: list[SkillPlan] = Field(default_factory=list)
+    mcp_servers: list[McpServerPlan] = Field(default_factory=list)
+    require_confirmation: bool = False
+    context_passing: ContextPassing = ContextPassing.NONE
+
+
+class ExecutionPlan(PlanModel):
+    team: str = Field(description="namespace/name")
+    task: str | None = Field(default=None, description="namespace/name, when planned from a Task")
+    collaboration_model: CollaborationModel
+    leader: int = Field(description="Index of the leader member")
+    members: list[MemberPlan]
+    title: str | None = None
+    prompt: str | None = None
+    current_stage: int = 0
+    workspace: Repository | None = None
+    limits: TeamLimits
+    labels: dict[str, str] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def leader_member(self) -> MemberPlan:
+        return self.members[self.leader]
