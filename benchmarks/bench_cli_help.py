@@ -57,8 +57,10 @@ def main() -> None:
         "wegent --help": [wegent, "--help"],
         "wegent version": [wegent, "version"],
     }
-    print(f"CLI start-up, {args.runs} runs each after {WARM_UP} warm-up runs "
-          f"(Python {platform.python_version()}, {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs)")
+    print(
+        f"CLI start-up, {args.runs} runs each after {WARM_UP} warm-up runs "
+        f"(Python {platform.python_version()}, {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs)"
+    )
     medians = {}
     for label, argv in cases.items():
         samples = timings(argv, args.runs, env)

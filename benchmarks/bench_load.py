@@ -310,8 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     mix = ", ".join(f"{n} {k}" for k, n in kinds.most_common())
     verdict = "meets" if load_s < TARGET_SECONDS else "MISSES"
     print(f"file: {count} resources, {size_mb:.1f} MB ({mix})")
-    print(f"load:      {load_s:.3f} s median of {args.runs}  ({count / load_s:,.0f} resources/s; "
-          f"{verdict} the {TARGET_SECONDS:.0f} s target)")
+    print(
+        f"load:      {load_s:.3f} s median of {args.runs}  ({count / load_s:,.0f} resources/s; "
+        f"{verdict} the {TARGET_SECONDS:.0f} s target)"
+    )
     print(f"  of which PyYAML alone (yaml.load_all, no validation): {parse_s:.3f} s")
     print(f"dump yaml: {dump_yaml_s:.3f} s  ({count / dump_yaml_s:,.0f} resources/s)")
     print(f"dump json: {dump_json_s:.3f} s  ({count / dump_json_s:,.0f} resources/s)")

@@ -26,22 +26,48 @@ def build_store() -> MemoryStore:
     docs: list[dict[str, Any]] = [
         {"kind": "Shell", "metadata": {"name": "chat"}, "spec": {"shellType": "Chat"}},
         {"kind": "Model", "metadata": {"name": "alias"}, "spec": {"modelConfig": {"bind_model": "real"}}},
-        {"kind": "Model", "metadata": {"name": "real"}, "spec": {"modelConfig": {
-            "env": {"model": "openai", "model_id": "m", "api_key": "${OPENAI_API_KEY}"}}}},
-        {"kind": "Skill", "metadata": {"name": "search"}, "spec": {"description": "Search the web",
-                                                                   "mcpServers": {"web": {"command": "web-mcp"}}}},
+        {
+            "kind": "Model",
+            "metadata": {"name": "real"},
+            "spec": {"modelConfig": {"env": {"model": "openai", "model_id": "m", "api_key": "${OPENAI_API_KEY}"}}},
+        },
+        {
+            "kind": "Skill",
+            "metadata": {"name": "search"},
+            "spec": {"description": "Search the web", "mcpServers": {"web": {"command": "web-mcp"}}},
+        },
     ]
     for i in range(MEMBERS):
-        docs.append({"kind": "Ghost", "metadata": {"name": f"g{i}"}, "spec": {
-            "systemPrompt": f"You are specialist {i}.\n" * 20, "skills": ["search"], "preload_skills": ["search"],
-            "mcpServers": {"time": {"command": "uvx", "args": ["mcp-server-time"]}}}})
-        docs.append({"kind": "Bot", "metadata": {"name": f"b{i}"}, "spec": {
-            "ghostRef": {"name": f"g{i}"}, "shellRef": {"name": "chat"},
-            "modelRef": {"name": "alias" if i % 2 else "real"}}})
-    members = [{"botRef": {"name": f"b{i}"}, "prompt": f"Stage {i}", **({"role": "leader"} if i == 0 else {})}
-               for i in range(MEMBERS)]
-    docs.append({"kind": "Team", "metadata": {"name": "big"},
-                 "spec": {"members": members, "collaborationModel": "coordinate"}})
+        docs.append(
+            {
+                "kind": "Ghost",
+                "metadata": {"name": f"g{i}"},
+                "spec": {
+                    "systemPrompt": f"You are specialist {i}.\n" * 20,
+                    "skills": ["search"],
+                    "preload_skills": ["search"],
+                    "mcpServers": {"time": {"command": "uvx", "args": ["mcp-server-time"]}},
+                },
+            }
+        )
+        docs.append(
+            {
+                "kind": "Bot",
+                "metadata": {"name": f"b{i}"},
+                "spec": {
+                    "ghostRef": {"name": f"g{i}"},
+                    "shellRef": {"name": "chat"},
+                    "modelRef": {"name": "alias" if i % 2 else "real"},
+                },
+            }
+        )
+    members = [
+        {"botRef": {"name": f"b{i}"}, "prompt": f"Stage {i}", **({"role": "leader"} if i == 0 else {})}
+        for i in range(MEMBERS)
+    ]
+    docs.append(
+        {"kind": "Team", "metadata": {"name": "big"}, "spec": {"members": members, "collaborationModel": "coordinate"}}
+    )
     return MemoryStore.from_resources(loads(docs))
 
 

@@ -262,8 +262,11 @@ class Plugins:
         for key, entry in entries.items():
             first = table.setdefault(key, entry)
             if first is not entry:
-                fix = f"uninstall one, or block one with {DISABLE_ENV}={entry.plugin}" if entry.plugin in self._origin \
+                fix = (
+                    f"uninstall one, or block one with {DISABLE_ENV}={entry.plugin}"
+                    if entry.plugin in self._origin
                     else "register only one"
+                )
                 raise PluginError(
                     f"{noun} {key!r} is registered twice: by plugin {self._origin_of(first.plugin)} and by plugin "
                     f"{self._origin_of(entry.plugin)}; {fix}"
@@ -275,13 +278,17 @@ class Plugins:
         distribution, version = self._origin.get(name, (None, None))
         info = PluginInfo(name, distribution, version, hooks, error)
         self._failed[name] = info
-        warnings.warn(f"wegent plugin {info.origin} failed to load and is skipped: {error}", PluginWarning,
-                      stacklevel=_outside_stacklevel())
+        warnings.warn(
+            f"wegent plugin {info.origin} failed to load and is skipped: {error}",
+            PluginWarning,
+            stacklevel=_outside_stacklevel(),
+        )
 
     def _info(self, name: str, plugin: object) -> PluginInfo:
         distribution, version = self._origin.get(name, (None, None))
-        return PluginInfo(name, distribution, version, _hook_names(self.pm, plugin),
-                          registered=self._provided.get(name, {}))
+        return PluginInfo(
+            name, distribution, version, _hook_names(self.pm, plugin), registered=self._provided.get(name, {})
+        )
 
     def _free_name(self, plugin: object) -> str:
         base = getattr(plugin, "__name__", None) or type(plugin).__qualname__

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from yaml.constructor import SafeConstructor
+from yaml.nodes import ScalarNode
 
 API_VERSION = "agent.wecode.io/v1"
 MAX_PROMPT_BYTES = 60_000
@@ -59,7 +61,19 @@ def _none_to_empty(value: Any) -> Any:
     return {} if value is None else value
 
 
+def _yaml_timestamp(value: Any) -> Any:
+    # The YAML reader keeps timestamps as written; YAML 1.1 forms that pydantic refuses (`2001-12-14 21:59:43.10 -5`)
+    # are read the way PyYAML, and so upstream, reads them.
+    if isinstance(value, str) and SafeConstructor.timestamp_regexp.match(value):
+        parsed = _TIMESTAMPS.construct_yaml_timestamp(ScalarNode("tag:yaml.org,2002:timestamp", value))
+        return parsed if isinstance(parsed, datetime) else datetime(parsed.year, parsed.month, parsed.day)
+    return value
+
+
+_TIMESTAMPS = SafeConstructor()
+
 LabelValue = Annotated[str, BeforeValidator(_label_value)]
+Timestamp = Annotated[datetime, BeforeValidator(_yaml_timestamp)]
 NumberString = Annotated[str, BeforeValidator(_number_to_str)]
 
 
@@ -73,8 +87,8 @@ class ObjectMeta(Schema):
     labels: Annotated[dict[str, LabelValue], BeforeValidator(_none_to_empty)] = Field(default_factory=dict)
     # Managed by stores: never compared when deciding whether a resource changed.
     resource_version: str | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    created_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
 
     @field_validator("name", "namespace")
     @classmethod
@@ -471,7 +485,7 @@ class TaskKnowledgeBaseRef(Schema):
     id: int | None = None
     name: str
     bound_by: str | None = None
-    bound_at: datetime | None = None
+    bound_at: Timestamp | None = None
 
 
 class KnowledgeBaseScope(Schema):
@@ -483,7 +497,7 @@ class KnowledgeBaseScope(Schema):
     explicit_document_ids: list[int | str] | None = None
     include_subfolders: bool = True
     bound_by: str | None = None
-    bound_at: datetime | None = None
+    bound_at: Timestamp | None = None
 
 
 class ExternalKnowledgeRef(Schema):
@@ -499,7 +513,7 @@ class ExternalKnowledgeRef(Schema):
     target_name: str | None = Field(default=None, alias="target_name")
     resource_url: str | None = Field(default=None, alias="resource_url")
     bound_by: str | None = None
-    bound_at: datetime | None = None
+    bound_at: Timestamp | None = None
 
 
 class ExecutionWorkspace(Schema):
@@ -562,9 +576,9 @@ class SubtaskInfo(Schema):
     error_message: str | None = None
     message_id: int | None = None
     parent_id: int | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    completed_at: datetime | None = None
+    created_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
+    completed_at: Timestamp | None = None
 
 
 class TaskApp(Schema):
@@ -575,8 +589,8 @@ class TaskApp(Schema):
 
 class TaskArchive(Schema):
     storage_key: str | None = None
-    archived_at: datetime | None = None
-    expires_at: datetime | None = None
+    archived_at: Timestamp | None = None
+    expires_at: Timestamp | None = None
     size_bytes: int | None = None
     session_file_included: bool | None = None
     git_included: bool | None = None
@@ -587,10 +601,10 @@ class TaskStatus(ResourceStatus):
     progress: int = Field(default=0, ge=0, le=100)
     result: dict[str, Any] | None = None
     error_message: str | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    started_at: datetime | None = None  # appears in upstream samples, not in its schema
-    completed_at: datetime | None = None
+    created_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
+    started_at: Timestamp | None = None  # appears in upstream samples, not in its schema
+    completed_at: Timestamp | None = None
     sub_tasks: list[SubtaskInfo] | None = None
     app: TaskApp | None = None
     archive: TaskArchive | None = None
@@ -623,7 +637,7 @@ class SkillSource(Schema):
     type: Literal["upload", "git"] | None = None
     repo_url: str | None = Field(default=None, alias="repo_url")
     skill_path: str | None = Field(default=None, alias="skill_path")
-    imported_at: datetime | None = Field(default=None, alias="imported_at")
+    imported_at: Timestamp | None = Field(default=None, alias="imported_at")
 
 
 class SkillSpec(Schema):

@@ -134,7 +134,6 @@ class _StrictGenerator(_Generator):
     strict = True
 
 
-
 def _envelope(out: JsonSchemaValue) -> None:
     props = out["properties"]
     props["apiVersion"] = {"enum": [API_VERSION], "default": API_VERSION}

@@ -11,6 +11,7 @@ Line numbers are only worked out when something is wrong, by walking a document'
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -99,11 +100,19 @@ def _refuse(loader: yaml.SafeLoader, node: Node) -> Any:
     raise ConstructorError(None, None, f"values tagged {node.tag} are not supported", node.start_mark)
 
 
+def _finite_float(loader: yaml.SafeLoader, node: Node) -> float:
+    value = yaml.SafeLoader.construct_yaml_float(loader, node)
+    if not math.isfinite(value):  # JSON cannot carry .inf and .nan: a dump would silently turn them into null
+        raise ConstructorError(None, None, f"non-finite numbers ({node.value}) are not supported", node.start_mark)
+    return value
+
+
 class _PythonLoader(_Construct, yaml.SafeLoader):
     """Pure-Python parser: slower, but its recursion ends in a RecursionError where libyaml's would crash."""
 
 
 _PythonLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+_PythonLoader.add_constructor("tag:yaml.org,2002:float", _finite_float)
 for _tag in ("binary", "set", "omap", "pairs"):
     _PythonLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse)
 
@@ -223,6 +232,8 @@ def check_shape(data: Any, *, plain: bool = False) -> None:
         if not isinstance(value, dict | list | tuple):
             if plain and not isinstance(value, _PLAIN):
                 raise YamlError(f"values of type {type(value).__name__} are not supported", None)
+            if plain and isinstance(value, float) and not math.isfinite(value):
+                raise YamlError(f"non-finite numbers ({value}) are not supported", None)
             return 1
         if depth > MAX_DEPTH:
             raise YamlError(f"the document nests more than {MAX_DEPTH} levels deep", None)

@@ -54,14 +54,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    validate = _command(commands, "validate", _validate, "check resource files and report every problem",
-                        "wegent validate -f team.yaml -f resources/ --strict", ("text", "json"))
+    validate = _command(
+        commands,
+        "validate",
+        _validate,
+        "check resource files and report every problem",
+        "wegent validate -f team.yaml -f resources/ --strict",
+        ("text", "json"),
+    )
     _files_option(validate)
-    validate.add_argument("--strict", action="store_true",
-                          help="also report unknown fields, and fail on warnings")
+    validate.add_argument("--strict", action="store_true", help="also report unknown fields, and fail on warnings")
 
-    plan = _command(commands, "plan", _plan, "resolve a team or a task into an execution plan, without running it",
-                    "wegent plan -f resources/ --team dev-team --prompt 'Add a README'", ("table", "yaml", "json"))
+    plan = _command(
+        commands,
+        "plan",
+        _plan,
+        "resolve a team or a task into an execution plan, without running it",
+        "wegent plan -f resources/ --team dev-team --prompt 'Add a README'",
+        ("table", "yaml", "json"),
+    )
     _files_option(plan)
     target = plan.add_mutually_exclusive_group(required=True)
     target.add_argument("--team", metavar="NAME", help="the Team to plan")
@@ -71,33 +82,61 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--force-model", action="store_true", help="use --model for every bot (teams only)")
     plan.add_argument("--prompt", metavar="TEXT", help="the user prompt (teams only; a task has its own)")
 
-    schema = _command(commands, "schema", _schema, "print the JSON Schema of the resources, for editors and CI",
-                      "wegent schema > wegent.schema.json   # then: # yaml-language-server: $schema=wegent.schema.json",
-                      ("json",))
+    schema = _command(
+        commands,
+        "schema",
+        _schema,
+        "print the JSON Schema of the resources, for editors and CI",
+        "wegent schema > wegent.schema.json   # then: # yaml-language-server: $schema=wegent.schema.json",
+        ("json",),
+    )
     schema.add_argument("kind", nargs="?", metavar="KIND", help="one kind (Team, Bot, ...); default: any resource")
     schema.add_argument("--strict", action="store_true", help="reject unknown fields (flags typos in editors)")
 
-    _command(commands, "plugins", _plugins, "list the plugins, what each registered, and those that failed",
-             "WEGENT_DISABLE_PLUGINS=name1,name2 wegent plugins   # exit 1 if a plugin failed", ("text", "json"))
-    _command(commands, "version", _version, "print the versions of wegent and Python", "wegent version -o json",
-             ("text", "json"))
+    _command(
+        commands,
+        "plugins",
+        _plugins,
+        "list the plugins, what each registered, and those that failed",
+        "WEGENT_DISABLE_PLUGINS=name1,name2 wegent plugins   # exit 1 if a plugin failed",
+        ("text", "json"),
+    )
+    _command(
+        commands,
+        "version",
+        _version,
+        "print the versions of wegent and Python",
+        "wegent version -o json",
+        ("text", "json"),
+    )
     return parser
 
 
-def _command(commands: Any, name: str, handler: Handler, summary: str, example: str,
-             outputs: tuple[str, ...]) -> argparse.ArgumentParser:
+def _command(
+    commands: Any, name: str, handler: Handler, summary: str, example: str, outputs: tuple[str, ...]
+) -> argparse.ArgumentParser:
     description = summary[0].upper() + summary[1:] + "."
-    parser: argparse.ArgumentParser = commands.add_parser(name, help=summary, description=description,
-                                                          epilog=f"example: {example}")
-    parser.add_argument("-o", "--output", choices=outputs, default=outputs[0],
-                        help=f"output format (default: {outputs[0]})")
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=summary, description=description, epilog=f"example: {example}"
+    )
+    parser.add_argument(
+        "-o", "--output", choices=outputs, default=outputs[0], help=f"output format (default: {outputs[0]})"
+    )
     parser.set_defaults(handler=handler)
     return parser
 
 
 def _files_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-f", "--filename", dest="files", action="extend", nargs="+", required=True, metavar="PATH",
-                        help="YAML or JSON files, or directories of them (repeatable)")
+    parser.add_argument(
+        "-f",
+        "--filename",
+        dest="files",
+        action="extend",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="YAML or JSON files, or directories of them (repeatable)",
+    )
 
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -122,8 +161,16 @@ def _validate(args: argparse.Namespace) -> int:
     files, count = len(loaded.sources), len(loaded)
     failed = bool(errors or (args.strict and warnings))
     if args.output == "json":
-        _print_json({"ok": not failed, "files": files, "resources": count, "errors": errors, "warnings": warnings,
-                     "problems": [_problem_dict(p) for p in problems]})
+        _print_json(
+            {
+                "ok": not failed,
+                "files": files,
+                "resources": count,
+                "errors": errors,
+                "warnings": warnings,
+                "problems": [_problem_dict(p) for p in problems],
+            }
+        )
     else:
         for problem in problems:
             print(problem)
@@ -145,8 +192,9 @@ def _plan(args: argparse.Namespace) -> int:
         resources = load(*args.files)
         store = MemoryStore.from_resources(resources)
         if args.team:
-            plan = resolve_team(store, args.team, args.namespace, prompt=args.prompt, model=args.model,
-                                force_model=args.force_model)
+            plan = resolve_team(
+                store, args.team, args.namespace, prompt=args.prompt, model=args.model, force_model=args.force_model
+            )
         else:
             plan = resolve_task(store, args.task, args.namespace, model=args.model)
     except WegentError as exc:
@@ -164,8 +212,13 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _plan_table(plan: ExecutionPlan) -> str:
     leader = plan.members[plan.leader] if plan.members else None
-    head = [("team", plan.team), ("task", plan.task), ("collaboration", plan.collaboration_model.value),
-            ("leader", f"[{plan.leader}] {leader.bot}" if leader else "-"), ("prompt", _first_line(plan.prompt))]
+    head = [
+        ("team", plan.team),
+        ("task", plan.task),
+        ("collaboration", plan.collaboration_model.value),
+        ("leader", f"[{plan.leader}] {leader.bot}" if leader else "-"),
+        ("prompt", _first_line(plan.prompt)),
+    ]
     lines = _aligned((k, v) for k, v in head if v)
     for member in plan.members:
         lines += ["", f"[{member.index}] {member.role or 'member'}  {member.bot}"]
@@ -240,12 +293,23 @@ def _plugins_data(plugins: Plugins) -> list[dict[str, Any]]:
     out = []
     for info in plugins.info():
         registered = {
-            point.attr: [{"name": n, "description": getattr(plugins, point.attr)[n].description}
-                         for n in info.registered.get(point.attr, ())]
-            for point in POINTS if info.registered.get(point.attr)
+            point.attr: [
+                {"name": n, "description": getattr(plugins, point.attr)[n].description}
+                for n in info.registered.get(point.attr, ())
+            ]
+            for point in POINTS
+            if info.registered.get(point.attr)
         }
-        out.append({"name": info.name, "distribution": info.distribution, "version": info.version,
-                    "hooks": list(info.hooks), "registered": registered, "error": info.error})
+        out.append(
+            {
+                "name": info.name,
+                "distribution": info.distribution,
+                "version": info.version,
+                "hooks": list(info.hooks),
+                "registered": registered,
+                "error": info.error,
+            }
+        )
     return out
 
 
@@ -261,12 +325,16 @@ def _plugins_text(plugins: Plugins) -> str:
             lines.append(f"    error: {item['error']}")
         lines.append(f"    hooks: {', '.join(item['hooks']) or '-'}")
         for attr, entries in item["registered"].items():
-            lines += [f"    {nouns[attr]} {e['name']}" + (f": {e['description']}" if e["description"] else "")
-                      for e in entries]
+            lines += [
+                f"    {nouns[attr]} {e['name']}" + (f": {e['description']}" if e["description"] else "")
+                for e in entries
+            ]
     failed = len(plugins.failures)
     loaded = len(plugins.info()) - failed
-    lines.append(f"{_plural(loaded, 'plugin')} loaded, {failed} failed"
-                 + (f", blocked: {', '.join(sorted(plugins.blocked))}" if plugins.blocked else ""))
+    lines.append(
+        f"{_plural(loaded, 'plugin')} loaded, {failed} failed"
+        + (f", blocked: {', '.join(sorted(plugins.blocked))}" if plugins.blocked else "")
+    )
     return "\n".join(lines)
 
 
@@ -279,8 +347,9 @@ def _version(args: argparse.Namespace) -> int:
         wegent = "unknown"
     python = ".".join(map(str, sys.version_info[:3]))
     if args.output == "json":
-        _print_json({"wegent": wegent, "python": python, "implementation": sys.implementation.name,
-                     "platform": sys.platform})
+        _print_json(
+            {"wegent": wegent, "python": python, "implementation": sys.implementation.name, "platform": sys.platform}
+        )
     else:
         print(f"wegent {wegent}\nPython {python} ({sys.implementation.name}, {sys.platform})")
     return 0
@@ -297,14 +366,22 @@ def _report_error(exc: WegentError, as_json: bool) -> int:
     if not problems:
         print(f"error: {exc}", file=sys.stderr)
     if as_json:
-        _print_json({"error": type(exc).__name__, "message": str(exc),
-                     "problems": [_problem_dict(p) for p in problems]})
+        _print_json(
+            {"error": type(exc).__name__, "message": str(exc), "problems": [_problem_dict(p) for p in problems]}
+        )
     return 1
 
 
 def _problem_dict(problem: Problem) -> dict[str, Any]:
-    return {"severity": problem.severity, "source": problem.source, "line": problem.line, "path": problem.path,
-            "message": problem.message, "kind": problem.kind, "name": problem.name}
+    return {
+        "severity": problem.severity,
+        "source": problem.source,
+        "line": problem.line,
+        "path": problem.path,
+        "message": problem.message,
+        "kind": problem.kind,
+        "name": problem.name,
+    }
 
 
 def _print_json(data: Any) -> None:

@@ -659,8 +659,13 @@ def test_leader_need_not_be_first() -> None:
 
 
 def test_no_leader_means_the_first_member_leads() -> None:
-    team = only(loads("kind: Team\nmetadata: {name: t}\nspec: {collaborationModel: route, members: "
-                      "[{botRef: {name: a}, role: member}, {botRef: {name: b}, role: developer}]}\n"), "Team")
+    team = only(
+        loads(
+            "kind: Team\nmetadata: {name: t}\nspec: {collaborationModel: route, members: "
+            "[{botRef: {name: a}, role: member}, {botRef: {name: b}, role: developer}]}\n"
+        ),
+        "Team",
+    )
     assert team.spec.leader_index == 0
 
 
@@ -675,8 +680,14 @@ def test_task_title_is_optional_and_derived_from_the_prompt() -> None:
 
 
 def test_team_limits_default_and_load() -> None:
-    team = only(loads("kind: Team\nmetadata: {name: t}\nspec: {collaborationModel: coordinate, members: [], "
-                      "limits: {maxTurns: 8, maxCostUsd: 2.5, timeoutSeconds: 600}}\n", strict=True), "Team")
+    team = only(
+        loads(
+            "kind: Team\nmetadata: {name: t}\nspec: {collaborationModel: coordinate, members: [], "
+            "limits: {maxTurns: 8, maxCostUsd: 2.5, timeoutSeconds: 600}}\n",
+            strict=True,
+        ),
+        "Team",
+    )
     assert team.spec.limits.max_turns == 8
     assert team.spec.limits.max_cost_usd == 2.5
     assert team.spec.limits.timeout_seconds == 600
@@ -970,15 +981,16 @@ def test_loads_from_bytes_with_non_ascii_text() -> None:
 
 
 def test_loads_of_bytes_that_are_not_utf8_is_a_validation_error() -> None:
-    # BUG: `loads(bytes)` decodes without catching UnicodeDecodeError, so the caller gets a raw UnicodeDecodeError.
+    # Regression: `loads(bytes)` used to let UnicodeDecodeError escape.
     with pytest.raises(ValidationError) as info:
         loads(b"kind: Ghost\nmetadata: {name: \xff}\n", source="latin1.yaml")
     assert errors(info.value)[0].source == "latin1.yaml"
 
 
 def test_resource_set_helpers() -> None:
-    resources = loads(GHOST.format(name="a") + "---\nkind: Shell\nmetadata: {name: s, namespace: ns}\n"
-                      "spec: {shellType: Chat}\n")
+    resources = loads(
+        GHOST.format(name="a") + "---\nkind: Shell\nmetadata: {name: s, namespace: ns}\nspec: {shellType: Chat}\n"
+    )
     assert [r.name for r in resources.of_kind("Ghost")] == ["a"]
     assert resources.find("Shell", "s", "ns") is resources[1]
     assert resources.find("Shell", "s") is None
@@ -1011,7 +1023,10 @@ def test_error_names_file_line_and_field_path(tmp_path: Path) -> None:
         load(path)
     (problem,) = errors(info.value)
     assert (problem.source, problem.line, problem.path, problem.message) == (
-        str(path), 14, "spec.members[1].botRef.name", "field required"
+        str(path),
+        14,
+        "spec.members[1].botRef.name",
+        "field required",
     )
     assert (problem.kind, problem.name) == ("Team", "dev")
     assert str(problem) == f"{path}:14 spec.members[1].botRef.name: field required"
@@ -1076,7 +1091,9 @@ def test_every_bad_document_of_every_file_is_reported(tmp_path: Path) -> None:
         ("b.yaml", "bad-b2", 14, "spec.currentStage"),
     ]
     assert sorted(str(r) for r in info.value.loaded) == [
-        "Ghost default/good-a", "Model default/good-b", "Shell default/good-shell"
+        "Ghost default/good-a",
+        "Model default/good-b",
+        "Shell default/good-shell",
     ]
     assert "5 problems found" in str(info.value)
 
@@ -1149,8 +1166,11 @@ def test_strict_reports_unknown_fields_at_every_depth_with_did_you_mean() -> Non
         ("metadata.lables", 4, "unknown field 'lables'; did you mean 'labels'?"),
         ("spec.colaborationModel", 7, "unknown field 'colaborationModel'; did you mean 'collaborationModel'?"),
         ("spec.members[0].botRef.namspace", 9, "unknown field 'namspace'; did you mean 'namespace'?"),
-        ("spec.members[0].requireConfirmaton", 10,
-         "unknown field 'requireConfirmaton'; did you mean 'requireConfirmation'?"),
+        (
+            "spec.members[0].requireConfirmaton",
+            10,
+            "unknown field 'requireConfirmaton'; did you mean 'requireConfirmation'?",
+        ),
         ("spec.limits.maxTurn", 11, "unknown field 'maxTurn'; did you mean 'maxTurns'?"),
         ("stauts", 12, "unknown field 'stauts'; did you mean 'status'?"),
         ("spec.skill_refs.a.namepsace", 18, "unknown field 'namepsace'; did you mean 'namespace'?"),
@@ -1201,22 +1221,22 @@ def test_same_name_in_other_namespace_or_kind_is_not_a_duplicate() -> None:
 
 
 def test_duplicates_within_a_json_array_are_an_error() -> None:
-    # BUG: items of a JSON array (and of a list of dicts) all get the same location, so the duplicate check
-    # (`first != _where(doc)`) never fires and both copies are loaded.
+    # Regression: items of a JSON array (or of a list of dicts) share one location, and the duplicate check used to
+    # compare locations, so both copies were loaded.
     ghost = yaml.safe_load(GHOST.format(name="g"))
     with pytest.raises(ValidationError, match="defined twice"):
         loads(json.dumps([ghost, {**ghost, "spec": {"systemPrompt": "other"}}]))
 
 
 def test_duplicates_within_a_list_of_dicts_are_an_error() -> None:
-    # BUG: same cause as above.
+    # Regression: same cause as above.
     ghost = yaml.safe_load(GHOST.format(name="g"))
     with pytest.raises(ValidationError, match="defined twice"):
         loads([ghost, {**ghost, "spec": {"systemPrompt": "other"}}])
 
 
 def test_loading_the_same_file_twice_reports_duplicates(tmp_path: Path) -> None:
-    # BUG: same cause: the second copy has the same location as the first, so both are loaded silently.
+    # Regression: same cause; the second copy has the same location as the first.
     path = write(tmp_path, "a.yaml", GHOST.format(name="g"))
     with pytest.raises(ValidationError, match="defined twice"):
         load(tmp_path, path)
@@ -1284,9 +1304,9 @@ def test_unreadable_file_is_reported_by_name(tmp_path: Path, monkeypatch: pytest
     [
         '!!python/object/apply:os.system ["touch {sentinel}"]',
         "kind: Ghost\nmetadata: {{name: g}}\nspec:\n"
-        "  systemPrompt: !!python/object/apply:os.system [\"touch {sentinel}\"]\n",
+        '  systemPrompt: !!python/object/apply:os.system ["touch {sentinel}"]\n',
         "kind: Ghost\nmetadata: {{name: g}}\nspec: {{systemPrompt: p, hook: !!python/name:os.system }}\n",
-        "!!python/object/new:os.system [\"touch {sentinel}\"]",
+        '!!python/object/new:os.system ["touch {sentinel}"]',
         "kind: !!python/object/apply:subprocess.check_call [[touch, {sentinel}]]\n",
         "- !!python/object/apply:builtins.exec [\"open('{sentinel}', 'w').close()\"]\n",
         "!!python/module:os\n",
@@ -1327,8 +1347,8 @@ def test_python_tags_never_import_modules(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_bad_tag_does_not_hide_the_other_documents_of_the_stream() -> None:
-    # BUG: a tag the safe loader refuses (a per-document constructor error, not a syntax error) aborts the whole
-    # stream: the good Ghost after it is not loaded and the bad Bot after it is not reported.
+    # Regression: a refused tag (a per-document constructor error, not a syntax error) used to abort the whole
+    # stream, so the good Ghost after it was not loaded and the bad Bot after it was not reported.
     text = doc(
         """
         kind: Ghost
@@ -1391,8 +1411,8 @@ def test_small_aliases_are_fine() -> None:
 
 
 def test_self_referencing_alias_is_rejected() -> None:
-    # BUG: a recursive alias loads (the expansion check counts the cycle as size 0), then `dump` fails with
-    # "Circular reference detected" and `==` recurses without end.
+    # Regression: a recursive alias used to load, after which `dump` failed ("Circular reference detected") and `==`
+    # recursed without end.
     text = "kind: Ghost\nmetadata: {name: g}\nspec: &s {systemPrompt: p, self: *s}\n"
     with pytest.raises(ValidationError):
         loads(text)
@@ -1408,9 +1428,9 @@ def test_self_referencing_alias_is_rejected() -> None:
     ids=["yaml-flow", "json", "yaml-in-spec"],
 )
 def test_deep_nesting_is_a_validation_error_not_a_crash(text: str, tmp_path: Path) -> None:
-    # BUG: 50,000 nested flow collections (100 KB) crash the interpreter with a segmentation fault in libyaml's
-    # composer (CSafeLoader recurses in C, unbounded by Python's recursion limit); the JSON branch raises a raw
-    # RecursionError. Run in a child process so a crash fails this test instead of killing the run.
+    # Regression: 50,000 nested flow collections (100 KB) used to crash the interpreter with a segmentation fault in
+    # libyaml's composer (it recurses in C, unbounded by Python's recursion limit), and the JSON branch raised a raw
+    # RecursionError. Run in a child process so that a crash fails this test instead of killing the run.
     path = tmp_path / "deep.yaml"
     path.write_text(text)
     script = (
@@ -1436,9 +1456,9 @@ def test_deep_nesting_is_a_validation_error_not_a_crash(text: str, tmp_path: Pat
     ids=["binary", "deep"],
 )
 def test_whatever_loads_can_be_dumped(value: str) -> None:
-    # BUG: both load (the value sits in an unknown, free-form field) and then `dump` raises: UnicodeDecodeError for
-    # the bytes, ValueError "Maximum serialization depth exceeded" for the nesting. Rejecting them at load time
-    # with a ValidationError would satisfy this test as well.
+    # Regression: both used to load (the value sits in an unknown, free-form field) and then make `dump` raise:
+    # UnicodeDecodeError for the bytes, ValueError "Maximum serialization depth exceeded" for the nesting.
+    # Rejecting them at load time with a ValidationError satisfies this test as well.
     text = f"kind: Ghost\nmetadata: {{name: g}}\nspec:\n  systemPrompt: p\n  xFuture: {value}\n"
     try:
         resources = loads(text)
@@ -1459,16 +1479,16 @@ class _CountingText(str):
 
 
 def test_loading_a_stream_does_not_search_the_whole_text_per_document(monkeypatch: pytest.MonkeyPatch) -> None:
-    # BUG (performance): `read_text` evaluates `"*" in text` inside its per-document loop, so loading a stream of n
-    # documents scans the whole text n times: O(n x size). For the 10,000-resource benchmark file (7 MB) that is about
-    # 0.85 s of a 2.6-3.5 s load; hoisting the test out of the loop brings the load under the 2 s target.
+    # Regression (performance): the loader used to evaluate `"*" in text` once per document, scanning the whole text
+    # n times for n documents: O(n x size), about 0.85 s of the 10,000-resource benchmark's load.
     # libyaml's parser accepts only an exact str, so it is handed a plain copy; the loader's own searches are counted.
     from wegent_core import _yaml
 
     parser = _yaml._FastLoader
     monkeypatch.setattr(_yaml, "_FastLoader", lambda text: parser(str(text)))
-    text = _CountingText("".join(f"---\nkind: Shell\nmetadata: {{name: s{i}}}\nspec: {{shellType: Chat}}\n"
-                                 for i in range(100)))
+    text = _CountingText(
+        "".join(f"---\nkind: Shell\nmetadata: {{name: s{i}}}\nspec: {{shellType: Chat}}\n" for i in range(100))
+    )
     assert len(loads(text)) == 100
     assert text.searches <= 1
 
@@ -1530,9 +1550,24 @@ def test_every_yaml_timestamp_form_loads_into_datetime_fields(timestamp: str) ->
     # BUG (regression): timestamps are now read as strings and parsed by pydantic, which rejects some forms that YAML
     # 1.1 defines and PyYAML (hence upstream) reads as datetimes: a space before the zone, a one-digit zone hour,
     # a one-digit hour. These are the YAML specification's own examples.
-    text = f"kind: Task\nmetadata: {{name: t}}\nspec: {{prompt: p, teamRef: {{name: x}}}}\nstatus: {{createdAt: {timestamp}}}\n"
+    text = "kind: Task\nmetadata: {name: t}\nspec: {prompt: p, teamRef: {name: x}}\n"
+    text += f"status: {{createdAt: {timestamp}}}\n"
     expected = yaml.safe_load(f"v: {timestamp}")["v"]
     if not isinstance(expected, datetime):
         expected = datetime(expected.year, expected.month, expected.day)
     task = only(loads(text), "Task")
     assert task.status.created_at == expected
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
+def test_non_finite_numbers_in_unknown_fields_are_not_silently_lost(value: str) -> None:
+    # BUG: `.inf`/`.nan` in a free-form or unknown field load, and the dump writes them as `null` (pydantic's JSON
+    # mode), so the value is silently lost on the round trip. Either refuse them at load time, as the YAML reader
+    # already does for values JSON cannot carry, or dump them as written.
+    text = f"kind: Ghost\nmetadata: {{name: g}}\nspec:\n  systemPrompt: p\n  xFuture: {value}\n"
+    try:
+        resources = loads(text)
+    except ValidationError:
+        return
+    again = loads(dump(resources))
+    assert again[0].spec.model_extra["xFuture"] is not None

@@ -124,8 +124,14 @@ def test_builtin_memory_store_comes_through_the_real_entry_point() -> None:
 def test_without_entry_points_nothing_is_registered() -> None:
     plugins = Plugins.load(entry_points=False)
     assert plugins.info() == []
-    for registry in (plugins.runtimes, plugins.sandboxes, plugins.model_providers, plugins.stores,
-                     plugins.knowledge_backends, plugins.tools):
+    for registry in (
+        plugins.runtimes,
+        plugins.sandboxes,
+        plugins.model_providers,
+        plugins.stores,
+        plugins.knowledge_backends,
+        plugins.tools,
+    ):
         assert len(registry) == 0
 
 
@@ -141,8 +147,14 @@ def test_a_plugin_object_registered_at_run_time_fills_every_registry() -> None:
     assert plugins.stores["fake"].plugin == "everything"
     [info] = plugins.info()
     assert info.name == "everything"
-    assert set(info.hooks) == {"register_runtimes", "register_sandboxes", "register_model_providers",
-                               "register_stores", "register_knowledge_backends", "register_tools"}
+    assert set(info.hooks) == {
+        "register_runtimes",
+        "register_sandboxes",
+        "register_model_providers",
+        "register_stores",
+        "register_knowledge_backends",
+        "register_tools",
+    }
 
 
 def test_a_module_can_be_a_plugin() -> None:
@@ -180,7 +192,12 @@ def test_registering_refills_the_registries_the_caller_already_holds() -> None:
 
 
 def test_every_register_hook_is_called_once_per_load(make_dist: MakeDist) -> None:
-    make_dist("wegent-counting", "1.0", {"counting": "counting_plugin"}, {"counting_plugin": """
+    make_dist(
+        "wegent-counting",
+        "1.0",
+        {"counting": "counting_plugin"},
+        {
+            "counting_plugin": """
         from wegent_core._hookspecs import hookimpl
         calls = []
 
@@ -188,7 +205,9 @@ def test_every_register_hook_is_called_once_per_load(make_dist: MakeDist) -> Non
         def register_tools(register):
             calls.append(1)
             register("count", len)
-    """})
+    """
+        },
+    )
     plugins = Plugins.load()
     assert plugins.tools["count"].plugin == "counting"
     assert sys.modules["counting_plugin"].calls == [1]
@@ -209,8 +228,12 @@ def test_an_entry_point_plugin_is_loaded_with_its_distribution(make_dist: MakeDi
 
 
 def test_a_plugin_that_fails_to_import_is_recorded_and_the_others_still_load(make_dist: MakeDist) -> None:
-    make_dist("wegent-redis", "0.3", {"redis": "wegent_redis_plugin"},
-              {"wegent_redis_plugin": "import redis_client_that_is_not_installed\n"})
+    make_dist(
+        "wegent-redis",
+        "0.3",
+        {"redis": "wegent_redis_plugin"},
+        {"wegent_redis_plugin": "import redis_client_that_is_not_installed\n"},
+    )
     make_dist("wegent-fake", "1.2", {"fake": "fake_store_plugin"}, {"fake_store_plugin": GOOD_STORE})
     with pytest.warns(PluginWarning) as caught:
         plugins = Plugins.load()
@@ -228,8 +251,12 @@ def test_a_plugin_that_fails_to_import_is_recorded_and_the_others_still_load(mak
 
 
 def test_a_lookup_miss_names_what_is_registered_and_what_failed(make_dist: MakeDist) -> None:
-    make_dist("wegent-redis", "0.3", {"redis": "wegent_redis_plugin2"},
-              {"wegent_redis_plugin2": "import redis_client_that_is_not_installed\n"})
+    make_dist(
+        "wegent-redis",
+        "0.3",
+        {"redis": "wegent_redis_plugin2"},
+        {"wegent_redis_plugin2": "import redis_client_that_is_not_installed\n"},
+    )
     make_dist("wegent-fake", "1.2", {"fake": "fake_store_plugin2"}, {"fake_store_plugin2": GOOD_STORE})
     with pytest.warns(PluginWarning):
         plugins = Plugins.load(blocked=["memory-store"])
@@ -258,14 +285,21 @@ def test_a_lookup_miss_suggests_a_close_name() -> None:
 
 
 def test_a_hook_that_raises_is_recorded_and_contributes_nothing(make_dist: MakeDist) -> None:
-    make_dist("wegent-boom", "2.0", {"boom": "boom_plugin"}, {"boom_plugin": """
+    make_dist(
+        "wegent-boom",
+        "2.0",
+        {"boom": "boom_plugin"},
+        {
+            "boom_plugin": """
         from wegent_core._hookspecs import hookimpl
 
         @hookimpl
         def register_tools(register):
             register("half", "registered before the failure")
             raise RuntimeError("boom")
-    """})
+    """
+        },
+    )
     make_dist("wegent-fake", "1.2", {"fake": "fake_store_plugin3"}, {"fake_store_plugin3": GOOD_STORE})
     with pytest.warns(PluginWarning, match=r"'boom'.*wegent-boom.*RuntimeError: boom"):
         plugins = Plugins.load()
@@ -276,13 +310,20 @@ def test_a_hook_that_raises_is_recorded_and_contributes_nothing(make_dist: MakeD
 
 
 def test_a_misspelt_hook_name_is_reported(make_dist: MakeDist) -> None:
-    make_dist("wegent-typo", "1.0", {"typo": "typo_plugin"}, {"typo_plugin": """
+    make_dist(
+        "wegent-typo",
+        "1.0",
+        {"typo": "typo_plugin"},
+        {
+            "typo_plugin": """
         from wegent_core._hookspecs import hookimpl
 
         @hookimpl
         def register_store(register):
             register("never", "never")
-    """})
+    """
+        },
+    )
     make_dist("wegent-fake", "1.2", {"fake": "fake_store_plugin4"}, {"fake_store_plugin4": GOOD_STORE})
     with pytest.warns(PluginWarning, match="register_store"):
         plugins = Plugins.load()
@@ -362,14 +403,21 @@ def test_one_name_under_different_hooks_is_fine() -> None:
 
 
 def test_a_name_registered_twice_by_one_plugin_is_that_plugins_failure(make_dist: MakeDist) -> None:
-    make_dist("wegent-twice", "1.0", {"twice": "twice_plugin"}, {"twice_plugin": """
+    make_dist(
+        "wegent-twice",
+        "1.0",
+        {"twice": "twice_plugin"},
+        {
+            "twice_plugin": """
         from wegent_core._hookspecs import hookimpl
 
         @hookimpl
         def register_tools(register):
             register("again", 1)
             register("again", 2)
-    """})
+    """
+        },
+    )
     with pytest.warns(PluginWarning, match="again"):
         plugins = Plugins.load()
     assert "again" not in plugins.tools
@@ -377,13 +425,20 @@ def test_a_name_registered_twice_by_one_plugin_is_that_plugins_failure(make_dist
 
 def test_blocked_entry_points_are_not_loaded(make_dist: MakeDist, monkeypatch: pytest.MonkeyPatch) -> None:
     make_dist("wegent-fake", "1.2", {"fake": "fake_store_plugin5"}, {"fake_store_plugin5": GOOD_STORE})
-    make_dist("wegent-other", "1.0", {"other": "other_plugin"}, {"other_plugin": """
+    make_dist(
+        "wegent-other",
+        "1.0",
+        {"other": "other_plugin"},
+        {
+            "other_plugin": """
         from wegent_core._hookspecs import hookimpl
 
         @hookimpl
         def register_tools(register):
             register("other-tool", 1)
-    """})
+    """
+        },
+    )
     plugins = Plugins.load(blocked=["fake"])
     assert "fakestore" not in plugins.stores
     assert "other-tool" in plugins.tools

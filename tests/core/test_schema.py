@@ -142,15 +142,23 @@ ACCEPTED = {
     "no apiVersion": {k: v for k, v in TEAM.items() if k != "apiVersion"},
     "no namespace": {**TEAM, "metadata": {"name": "dev"}},
     "enum in another case, with spaces": team(collaborationModel="Pipeline "),
-    "label values YAML reads as booleans and numbers": {**TEAM, "metadata": {"name": "dev",
-                                                                           "labels": {"on": True, "n": 3}}},
+    "label values YAML reads as booleans and numbers": {
+        **TEAM,
+        "metadata": {"name": "dev", "labels": {"on": True, "n": 3}},
+    },
     "empty labels": {**TEAM, "metadata": {"name": "dev", "labels": None}},
     "shell with the runtime alias": {"kind": "Shell", "metadata": {"name": "s"}, "spec": {"runtime": "Chat"}},
     "shell inheriting its type": {"kind": "Shell", "metadata": {"name": "s"}, "spec": {"baseShellRef": "Chat"}},
-    "skill version read as a number": {"kind": "Skill", "metadata": {"name": "k"},
-                                       "spec": {"description": "d", "version": 1.0}},
-    "free-form modelConfig": {"kind": "Model", "metadata": {"name": "m"},
-                              "spec": {"modelConfig": {"env": {"model": "openai"}, "anything": [1, 2]}}},
+    "skill version read as a number": {
+        "kind": "Skill",
+        "metadata": {"name": "k"},
+        "spec": {"description": "d", "version": 1.0},
+    },
+    "free-form modelConfig": {
+        "kind": "Model",
+        "metadata": {"name": "m"},
+        "spec": {"modelConfig": {"env": {"model": "openai"}, "anything": [1, 2]}},
+    },
 }
 
 REJECTED = {
@@ -165,8 +173,12 @@ REJECTED = {
     "a shell without a type": {"kind": "Shell", "metadata": {"name": "s"}, "spec": {"baseImage": "x"}},
     "a ghost without a prompt": {"kind": "Ghost", "metadata": {"name": "g"}, "spec": {}},
     "a wrong scalar type": team(members=[{"botRef": {"name": "coder"}, "requireConfirmation": "maybe"}]),
-    "a bad task status": {"kind": "Task", "metadata": {"name": "t"},
-                          "spec": {"prompt": "p", "teamRef": {"name": "dev"}}, "status": {"status": "DONE"}},
+    "a bad task status": {
+        "kind": "Task",
+        "metadata": {"name": "t"},
+        "spec": {"prompt": "p", "teamRef": {"name": "dev"}},
+        "status": {"status": "DONE"},
+    },
     "not a mapping": 42,
 }
 
@@ -199,18 +211,28 @@ def test_strict_mode_flags_a_misspelt_field_that_lax_mode_lets_through() -> None
 @pytest.mark.parametrize("where", ["envelope", "metadata", "member", "ref"])
 def test_strict_mode_closes_every_object_of_the_models(where: str) -> None:
     doc = team()
-    target = {"envelope": doc, "metadata": doc["metadata"], "member": doc["spec"]["members"][0],
-              "ref": doc["spec"]["members"][0]["botRef"]}[where]
+    target = {
+        "envelope": doc,
+        "metadata": doc["metadata"],
+        "member": doc["spec"]["members"][0],
+        "ref": doc["spec"]["members"][0]["botRef"],
+    }[where]
     target["extraField"] = 1
     assert valid(json_schema(), doc)
     assert not valid(json_schema(strict=True), doc)
 
 
 def test_strict_mode_leaves_free_form_maps_open() -> None:
-    model = {"kind": "Model", "metadata": {"name": "m", "labels": {"anything": "goes"}},
-             "spec": {"modelConfig": {"env": {"model": "openai", "CUSTOM": "x"}, "bind_model": "other"}}}
-    ghost = {"kind": "Ghost", "metadata": {"name": "g"},
-             "spec": {"systemPrompt": "p", "mcpServers": {"github": {"command": "docker", "whatever": True}}}}
+    model = {
+        "kind": "Model",
+        "metadata": {"name": "m", "labels": {"anything": "goes"}},
+        "spec": {"modelConfig": {"env": {"model": "openai", "CUSTOM": "x"}, "bind_model": "other"}},
+    }
+    ghost = {
+        "kind": "Ghost",
+        "metadata": {"name": "g"},
+        "spec": {"systemPrompt": "p", "mcpServers": {"github": {"command": "docker", "whatever": True}}},
+    }
     for doc in (model, ghost):
         assert errors(json_schema(strict=True), doc) == []
         assert errors(json_schema(doc["kind"], strict=True), doc) == []

@@ -129,7 +129,9 @@ def test_validate_a_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: P
 
 
 def test_warnings_pass_unless_strict(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    path = write(tmp_path / "shell.yaml", """
+    path = write(
+        tmp_path / "shell.yaml",
+        """
         kind: Shell
         metadata:
           name: chat
@@ -140,7 +142,8 @@ def test_warnings_pass_unless_strict(capsys: pytest.CaptureFixture[str], tmp_pat
         kind: ConfigMap
         metadata:
           name: unrelated
-    """)
+    """,
+    )
     code, out, _ = run(capsys, "validate", "-f", str(path))
     assert code == 0
     assert "warning: kind 'ConfigMap' is not a wegent resource" in out
@@ -230,8 +233,19 @@ def resources(tmp_path: Path) -> Path:
 def test_plan_table(capsys: pytest.CaptureFixture[str], resources: Path) -> None:
     code, out, _ = run(capsys, "plan", "-f", str(resources), "--team", "dev", "--prompt", "Add a README")
     assert code == 0
-    for expected in ("default/dev", "solo", "leader", "default/coder", "Chat", "default/gpt", "openai", "gpt-4o-mini",
-                     "time (stdio)", "You write small, tested changes.", "Add a README"):
+    for expected in (
+        "default/dev",
+        "solo",
+        "leader",
+        "default/coder",
+        "Chat",
+        "default/gpt",
+        "openai",
+        "gpt-4o-mini",
+        "time (stdio)",
+        "You write small, tested changes.",
+        "Add a README",
+    ):
         assert expected in out
     assert "Never push to main" not in out  # only the first line of the system prompt
     assert "sk-literal-secret-123" not in out
@@ -397,8 +411,9 @@ def test_script_schema_json() -> None:
 
 
 def test_python_dash_m() -> None:
-    result = subprocess.run([sys.executable, "-m", "wegent_server", "version"], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "wegent_server", "version"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0
     assert result.stdout.startswith("wegent ")
 
