@@ -109,7 +109,7 @@ class _Resolver:
             workspace=workspace,
             limits=spec.limits,
             labels=dict(labels),
-            warnings=self.warnings,
+            warnings=list(dict.fromkeys(self.warnings)),  # members sharing a model share its warnings
         )
 
     def workspace(self, task: Task, chain: list[str]) -> Any:

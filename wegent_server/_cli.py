@@ -222,7 +222,11 @@ def _plan_table(plan: ExecutionPlan) -> str:
     lines = _aligned((k, v) for k, v in head if v)
     for member in plan.members:
         lines += ["", f"[{member.index}] {member.role or 'member'}  {member.bot}"]
-        lines += ["    " + line for line in _aligned(_member_rows(member))]
+        rows = _member_rows(member)
+        if plan.collaboration_model == "pipeline":
+            confirm = "waits for confirmation" if member.require_confirmation else "continues on its own"
+            rows.append(("stage", f"{confirm}; hands over: {member.context_passing.value}"))
+        lines += ["    " + line for line in _aligned(rows)]
     if plan.warnings:
         lines += ["", "warnings:", *(f"  - {w}" for w in plan.warnings)]
     return "\n".join(lines)

@@ -741,3 +741,9 @@ def test_every_upstream_team_resolves_given_a_model() -> None:
     task_plan = resolve_task(store, "implement-feature", environ={})
     assert task_plan.workspace is not None
     assert task_plan.workspace.branch_name == "main"
+
+
+def test_members_sharing_a_model_share_one_warning() -> None:
+    store = store_of(*basics(), bot("a"), bot("b"), team("t", "a", "b", mode="collaborate"))
+    warnings = resolve_team(store, "t", environ={}).warnings
+    assert warnings == ["Model m: ${OPENAI_API_KEY} not set in the environment"]

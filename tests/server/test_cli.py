@@ -431,3 +431,15 @@ def test_fast_commands_import_nothing_heavy(argv: list[str]) -> None:
     modules = set(result.stderr.rsplit("MODULES ", 1)[1].split())
     imported = sorted(m for m in modules for heavy in HEAVY if m == heavy or m.startswith(heavy + "."))
     assert imported == []
+
+
+def test_plan_table_shows_pipeline_stages(capsys: pytest.CaptureFixture[str]) -> None:
+    examples = Path(__file__).parent.parent.parent / "examples"
+    code, out, _ = run(
+        capsys, "plan", "-f", str(examples / "common"), str(examples / "pipeline"), "--team", "spec-to-code"
+    )
+    assert code == 0
+    stages = [line.split(":", 1)[1].strip() for line in out.splitlines() if line.strip().startswith("stage:")]
+    assert len(stages) == 3
+    assert stages[0].startswith("waits for confirmation")
+    assert stages[-1] == "continues on its own; hands over: none"
