@@ -6,6 +6,7 @@ Every problem of every document is collected, located (file, line, field path) a
 
 from __future__ import annotations
 
+import copy
 import difflib
 import gc
 import json
@@ -179,7 +180,8 @@ class _Loader:
         except YamlError as exc:
             self.problems.append(Problem(str(exc), source=source))
             return
-        self._add(_Document(content, source, None, None))
+        # pydantic keeps free-form dicts by reference: copy, so the caller's later edits cannot reach the resources.
+        self._add(_Document(copy.deepcopy(content), source, None, None))
 
     def _add(self, doc: _Document) -> None:
         for item in _flatten(doc):

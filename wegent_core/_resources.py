@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AliasChoices,
@@ -113,7 +113,6 @@ class Ref(Schema):
 class Resource(Schema):
     """The common envelope: apiVersion, kind, metadata, spec, status."""
 
-    kind_name: ClassVar[str] = ""
     api_version: str = API_VERSION
     kind: str
     metadata: ObjectMeta
@@ -203,7 +202,6 @@ class GhostSpec(Schema):
 
 
 class Ghost(Resource):
-    kind_name: ClassVar[str] = "Ghost"
     kind: Literal["Ghost"] = "Ghost"
     spec: GhostSpec
 
@@ -277,7 +275,6 @@ class ModelSpec(Schema):
 
 
 class Model(Resource):
-    kind_name: ClassVar[str] = "Model"
     kind: Literal["Model"] = "Model"
     spec: ModelSpec
 
@@ -307,7 +304,6 @@ class ShellSpec(Schema):
 
 
 class Shell(Resource):
-    kind_name: ClassVar[str] = "Shell"
     kind: Literal["Shell"] = "Shell"
     spec: ShellSpec
 
@@ -325,7 +321,6 @@ class BotSpec(Schema):
 
 
 class Bot(Resource):
-    kind_name: ClassVar[str] = "Bot"
     kind: Literal["Bot"] = "Bot"
     spec: BotSpec
 
@@ -425,7 +420,6 @@ class TeamSpec(Schema):
 
 
 class Team(Resource):
-    kind_name: ClassVar[str] = "Team"
     kind: Literal["Team"] = "Team"
     spec: TeamSpec
 
@@ -446,7 +440,6 @@ class WorkspaceSpec(Schema):
 
 
 class Workspace(Resource):
-    kind_name: ClassVar[str] = "Workspace"
     kind: Literal["Workspace"] = "Workspace"
     spec: WorkspaceSpec
 
@@ -611,7 +604,6 @@ class TaskStatus(ResourceStatus):
 
 
 class Task(Resource):
-    kind_name: ClassVar[str] = "Task"
     kind: Literal["Task"] = "Task"
     spec: TaskSpec
     status: TaskStatus = Field(default_factory=TaskStatus)
@@ -663,7 +655,6 @@ class SkillStatus(ResourceStatus):
 
 
 class Skill(Resource):
-    kind_name: ClassVar[str] = "Skill"
     kind: Literal["Skill"] = "Skill"
     spec: SkillSpec
     status: SkillStatus = Field(default_factory=SkillStatus)
@@ -672,6 +663,6 @@ class Skill(Resource):
 # --- registry -----------------------------------------------------------------------------------------------------
 
 KINDS: dict[str, type[Resource]] = {
-    cls.kind_name: cls for cls in (Ghost, Model, Shell, Bot, Team, Workspace, Task, Skill)
+    cls.model_fields["kind"].default: cls for cls in (Ghost, Model, Shell, Bot, Team, Workspace, Task, Skill)
 }
 """Every resource kind the library understands, by its `kind` value."""

@@ -1547,7 +1547,7 @@ def test_each_kind_loads_into_its_model_class() -> None:
     ["2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10 -5", "2001-12-15 2:59:43.10", "2002-12-14"],
 )
 def test_every_yaml_timestamp_form_loads_into_datetime_fields(timestamp: str) -> None:
-    # BUG (regression): timestamps are now read as strings and parsed by pydantic, which rejects some forms that YAML
+    # Regression: timestamps are read as strings and parsed by pydantic, which rejects some forms that YAML
     # 1.1 defines and PyYAML (hence upstream) reads as datetimes: a space before the zone, a one-digit zone hour,
     # a one-digit hour. These are the YAML specification's own examples.
     text = "kind: Task\nmetadata: {name: t}\nspec: {prompt: p, teamRef: {name: x}}\n"
@@ -1561,7 +1561,7 @@ def test_every_yaml_timestamp_form_loads_into_datetime_fields(timestamp: str) ->
 
 @pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
 def test_non_finite_numbers_in_unknown_fields_are_not_silently_lost(value: str) -> None:
-    # BUG: `.inf`/`.nan` in a free-form or unknown field load, and the dump writes them as `null` (pydantic's JSON
+    # Regression: `.inf`/`.nan` in a free-form or unknown field loaded, and the dump wrote them as `null` (pydantic's JSON
     # mode), so the value is silently lost on the round trip. Either refuse them at load time, as the YAML reader
     # already does for values JSON cannot carry, or dump them as written.
     text = f"kind: Ghost\nmetadata: {{name: g}}\nspec:\n  systemPrompt: p\n  xFuture: {value}\n"
@@ -1571,3 +1571,11 @@ def test_non_finite_numbers_in_unknown_fields_are_not_silently_lost(value: str) 
         return
     again = loads(dump(resources))
     assert again[0].spec.model_extra["xFuture"] is not None
+
+
+def test_resources_loaded_from_objects_do_not_share_the_callers_data() -> None:
+    env = {"model": "openai", "model_id": "a"}
+    document = {"kind": "Model", "metadata": {"name": "m"}, "spec": {"modelConfig": {"env": env}}}
+    (resource,) = loads(document)
+    env["model_id"] = "changed"
+    assert resource.spec.config["env"]["model_id"] == "a"  # type: ignore[attr-defined]
