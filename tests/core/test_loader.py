@@ -1561,9 +1561,8 @@ def test_every_yaml_timestamp_form_loads_into_datetime_fields(timestamp: str) ->
 
 @pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
 def test_non_finite_numbers_in_unknown_fields_are_not_silently_lost(value: str) -> None:
-    # Regression: `.inf`/`.nan` in a free-form or unknown field loaded, and the dump wrote them as `null` (pydantic's JSON
-    # mode), so the value is silently lost on the round trip. Either refuse them at load time, as the YAML reader
-    # already does for values JSON cannot carry, or dump them as written.
+    # Regression: `.inf`/`.nan` in a free-form or unknown field loaded, and the dump wrote them as `null` (JSON mode),
+    # so the value was silently lost on the round trip. They are now refused at load time, like `!!binary`.
     text = f"kind: Ghost\nmetadata: {{name: g}}\nspec:\n  systemPrompt: p\n  xFuture: {value}\n"
     try:
         resources = loads(text)
