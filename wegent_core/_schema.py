@@ -156,7 +156,7 @@ def _add_alias_choices(cls: type[BaseModel], out: JsonSchemaValue) -> None:
 
 def _shell_type_or_base(out: JsonSchemaValue) -> None:
     # Mirrors ShellSpec's model validator: a shell needs a type, directly or inherited.
-    keys = ["shellType", "runtime", "shell_type", "baseShellRef"]
+    keys = ["shellType", "runtime", "baseShellRef"]
     out["anyOf"] = [{"required": [k], "properties": {k: {"type": "string", "minLength": 1}}} for k in keys]
 
 
