@@ -4,6 +4,8 @@ Depends only on pydantic, pluggy, anyio and PyYAML; the other wegent packages pl
 entry-point group. Every module is private; this is the public surface.
 """
 
+from ._apply import ApplyReport, ApplyResult, Reference, apply, dependents, references
+from ._config import data_dir, default_store_url
 from ._errors import (
     ConflictError,
     NotFoundError,
@@ -44,16 +46,20 @@ from ._resources import (
 from ._schema import json_schema
 from ._selectors import LabelSelector
 from ._store import PUBLIC_NAMESPACE, ResourceStore, lookup
+from ._task_store import EventRecord, PruneReport, SubtaskRecord, TaskRecord, TaskStore
 from ._yaml import to_yaml
 
 __all__ = [
     "API_VERSION",
     "KINDS",
     "PUBLIC_NAMESPACE",
+    "ApplyReport",
+    "ApplyResult",
     "Bot",
     "CollaborationModel",
     "ConflictError",
     "ContextPassing",
+    "EventRecord",
     "ExecutionPlan",
     "Ghost",
     "LabelSelector",
@@ -69,7 +75,9 @@ __all__ = [
     "PluginWarning",
     "Plugins",
     "Problem",
+    "PruneReport",
     "Ref",
+    "Reference",
     "Registration",
     "Registry",
     "ResolutionError",
@@ -81,21 +89,29 @@ __all__ = [
     "Skill",
     "SkillPlan",
     "StoreError",
+    "SubtaskRecord",
     "SubtaskState",
     "Task",
+    "TaskRecord",
     "TaskState",
+    "TaskStore",
     "Team",
     "TeamLimits",
     "TeamMember",
     "ValidationError",
     "WegentError",
     "Workspace",
+    "apply",
+    "data_dir",
+    "default_store_url",
+    "dependents",
     "dump",
     "hookimpl",
     "json_schema",
     "load",
     "loads",
     "lookup",
+    "references",
     "resolve_task",
     "resolve_team",
     "to_document",

@@ -49,18 +49,27 @@ class ResourceStore(Protocol):
         ...
 
 
-def lookup(store: ResourceStore, kind: str, name: str, namespace: str = "default") -> tuple[Resource | None, list[str]]:
-    """Find a resource by reference: its namespace first, then `public` for a `default` reference to a shareable kind.
+def search_path(kind: str, namespace: str = "default") -> list[str]:
+    """The namespaces a reference searches, in order: its own, then `public` for a `default` reference to a
+    shareable kind."""
+    if namespace == "default" and kind in FALLBACK_KINDS:
+        return [namespace, PUBLIC_NAMESPACE]
+    return [namespace]
 
-    Returns the resource (or None) and the namespaces searched in order, for messages such as
+
+def lookup(store: ResourceStore, kind: str, name: str, namespace: str = "default") -> tuple[Resource | None, list[str]]:
+    """Find a resource by reference along its `search_path`.
+
+    Returns the resource (or None) and the namespaces searched, for messages such as
     "not found in namespace default or public".
     """
-    searched = [namespace]
-    found = store.get(kind, name, namespace)
-    if found is None and namespace == "default" and kind in FALLBACK_KINDS:
-        searched.append(PUBLIC_NAMESPACE)
-        found = store.get(kind, name, PUBLIC_NAMESPACE)
-    return found, searched
+    searched = []
+    for candidate in search_path(kind, namespace):
+        searched.append(candidate)
+        found = store.get(kind, name, candidate)
+        if found is not None:
+            return found, searched
+    return None, searched
 
 
 # --- shared by the store implementations --------------------------------------------------------------------------

@@ -1,0 +1,116 @@
+"""The task side of a store: task runs, their subtasks (one per message) and an append-only event log per task.
+
+A Task *resource* (kind Task, in the resource store) is a definition; a task *record* here is one run of a team, with
+its status, stage pointer and messages. The records mirror upstream's `tasks` and `subtasks` tables (reference 1.7,
+1.10, 4) and hold only JSON-serialisable data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._resources import SubtaskState, TaskState
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class TaskRecord(Record):
+    id: int | None = Field(default=None, description="Assigned by the store on create")
+    namespace: str = "default"
+    name: str | None = Field(default=None, description="task-<id> unless given")
+    team: str = Field(description="namespace/name of the Team")
+    title: str = ""
+    prompt: str = ""
+    status: TaskState = TaskState.PENDING
+    progress: int = Field(default=0, ge=0, le=100)
+    current_stage: int = 0
+    labels: dict[str, str] = Field(default_factory=dict)
+    spec: dict[str, Any] = Field(default_factory=dict, description="Run options: model override, Task spec, ...")
+    result: dict[str, Any] | None = None
+    error_message: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    completed_at: datetime | None = None
+    version: int = Field(default=0, description="Bumped by every update; updates name the version they read")
+
+
+class SubtaskRecord(Record):
+    id: int | None = None
+    task_id: int
+    message_id: int = Field(ge=1, description="1, 2, 3, ... within the task")
+    parent_id: int | None = Field(default=None, description="The parent's message_id, as upstream")
+    role: str = Field(description="USER or ASSISTANT")
+    bot: str | None = Field(default=None, description="namespace/name of the Bot that answers")
+    stage: int | None = None
+    title: str = ""
+    prompt: str = ""
+    status: SubtaskState = SubtaskState.PENDING
+    progress: int = Field(default=0, ge=0, le=100)
+    result: dict[str, Any] | None = None
+    error_message: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+class EventRecord(Record):
+    task_id: int
+    seq: int = Field(ge=1, description="1, 2, 3, ... within the task, without gaps")
+    type: str
+    subtask_id: int | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+
+
+class PruneReport(Record):
+    tasks: int = 0
+    subtasks: int = 0
+    events: int = 0
+
+
+@runtime_checkable
+class TaskStore(Protocol):
+    """Task records, subtasks and events. Every write is durable when the call returns."""
+
+    def create_task(self, task: TaskRecord) -> TaskRecord:
+        """Store a new task; the returned record has its id, name, timestamps and version 1."""
+        ...
+
+    def get_task(self, task_id: int) -> TaskRecord | None: ...
+
+    def list_tasks(
+        self, namespace: str | None = None, status: TaskState | None = None, limit: int | None = None
+    ) -> list[TaskRecord]:
+        """Newest first."""
+        ...
+
+    def update_task(self, task_id: int, expected_version: int, **changes: Any) -> TaskRecord:
+        """Apply changes if the task is still at `expected_version` (else `ConflictError`); bumps the version."""
+        ...
+
+    def add_subtask(self, subtask: SubtaskRecord) -> SubtaskRecord: ...
+
+    def update_subtask(self, subtask_id: int, **changes: Any) -> SubtaskRecord: ...
+
+    def subtasks(self, task_id: int) -> list[SubtaskRecord]:
+        """In message_id order."""
+        ...
+
+    def append_event(self, task_id: int, type: str, data: dict[str, Any], subtask_id: int | None = None) -> EventRecord:
+        """Append to the task's log; the sequence number is the next one of that task, even under concurrency."""
+        ...
+
+    def events(self, task_id: int, after: int = 0, limit: int | None = None) -> list[EventRecord]:
+        """Events with seq > after, in order."""
+        ...
+
+    def prune(self, *, older_than: datetime | None = None, keep_last: int | None = None) -> PruneReport:
+        """Delete finished tasks (COMPLETED, FAILED, CANCELLED, DELETE) last updated before `older_than`, and/or all
+        but the newest `keep_last` finished tasks, with their subtasks and events. Tasks that are running, pending
+        or waiting for a confirmation are never touched."""
+        ...
