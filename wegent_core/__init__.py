@@ -44,6 +44,7 @@ from ._resources import (
     Workspace,
 )
 from ._schema import json_schema
+from ._secret_fields import redact_resource
 from ._selectors import LabelSelector
 from ._store import PUBLIC_NAMESPACE, ResourceStore, lookup
 from ._task_store import EventRecord, PruneReport, SubtaskRecord, TaskRecord, TaskStore
@@ -111,6 +112,7 @@ __all__ = [
     "load",
     "loads",
     "lookup",
+    "redact_resource",
     "references",
     "resolve_task",
     "resolve_team",

@@ -7,6 +7,7 @@ time, and the result is never stored.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -17,8 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from ._resources import CollaborationModel, ContextPassing, Repository, TeamLimits
 
 REDACTED = "***"
-_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_KEY = re.compile(r"(^|_)(api_?key|auth_?token|secret|password|token)$", re.IGNORECASE)
+
+
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "cookie"})
 
 
 def is_secret_key(key: str) -> bool:
@@ -26,17 +30,35 @@ def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
 
+def is_secret_header(name: object) -> bool:
+    """`Authorization`, `x-api-key`, and header names that look like credentials (`X-Auth-Token`, ...)."""
+    return isinstance(name, str) and (name.lower() in _SECRET_HEADERS or is_secret_key(name.replace("-", "_")))
+
+
 def redact(value: Any) -> Any:
     """A literal secret becomes `***`; a `${ENV}` placeholder is shown as written (it holds no secret)."""
-    if isinstance(value, str) and value and not _PLACEHOLDER.fullmatch(value.strip()):
+    if isinstance(value, str) and value and not PLACEHOLDER.fullmatch(value.strip()):
         return REDACTED
     return value
+
+
+def redact_headers(headers: Any) -> Any:
+    """Headers (a mapping, or upstream's JSON string form) with credential headers redacted."""
+    if isinstance(headers, str):
+        try:
+            parsed = json.loads(headers)
+        except ValueError:
+            return redact(headers)
+        return json.dumps(redact_headers(parsed)) if isinstance(parsed, dict) else redact(headers)
+    if isinstance(headers, dict):
+        return {k: redact(v) if is_secret_header(k) else v for k, v in headers.items()}
+    return headers
 
 
 def expand_env(value: Any, environ: Mapping[str, str]) -> Any:
     """Replace `${NAME}` with the environment variable NAME; unknown names are left as written (as upstream)."""
     if isinstance(value, str):
-        return _PLACEHOLDER.sub(lambda m: environ.get(m.group(1), m.group(0)), value)
+        return PLACEHOLDER.sub(lambda m: environ.get(m.group(1), m.group(0)), value)
     if isinstance(value, dict):
         return {k: expand_env(v, environ) for k, v in value.items()}
     if isinstance(value, list):
@@ -47,7 +69,7 @@ def expand_env(value: Any, environ: Mapping[str, str]) -> Any:
 def env_names(value: Any) -> set[str]:
     """The environment variables that `${NAME}` placeholders in the value refer to."""
     if isinstance(value, str):
-        return set(_PLACEHOLDER.findall(value))
+        return set(PLACEHOLDER.findall(value))
     if isinstance(value, dict):
         return set().union(*(env_names(v) for v in value.values())) if value else set()
     if isinstance(value, list):
@@ -79,6 +101,7 @@ class ModelPlan(PlanModel):
     temperature: float | None = None
     think_config: dict[str, Any] | None = None
     env: dict[str, Any] = Field(default_factory=dict, description="The Model's env as written")
+    secret_keys: list[str] = Field(default_factory=list, description="env keys marked secret (modelConfig.secretKeys)")
 
     @field_serializer("api_key")
     def _redact_key(self, value: str | None) -> str | None:
@@ -86,14 +109,16 @@ class ModelPlan(PlanModel):
 
     @field_serializer("env")
     def _redact_env(self, value: dict[str, Any]) -> dict[str, Any]:
-        return {k: redact(v) if is_secret_key(k) else v for k, v in value.items()}
+        def shown(key: str, item: Any) -> Any:
+            if key == "DEFAULT_HEADERS":
+                return redact_headers(item)
+            return redact(item) if is_secret_key(key) or key in self.secret_keys else item
+
+        return {k: shown(k, v) for k, v in value.items()}
 
     @field_serializer("default_headers")
     def _redact_headers(self, value: dict[str, str]) -> dict[str, str]:
-        return {
-            k: redact(v) if k.lower() in ("authorization", "x-api-key") or is_secret_key(k) else v
-            for k, v in value.items()
-        }
+        return redact_headers(value)
 
     def materialize(self, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The provider configuration with `${ENV}` placeholders expanded. Call at run time; never store the result."""
@@ -139,9 +164,13 @@ class McpServerPlan(PlanModel):
     timeout: float | None = None
     source: str = Field(description="ghost, or skill:<name>")
 
-    @field_serializer("env", "headers")
-    def _redact(self, value: dict[str, str]) -> dict[str, str]:
-        return {k: redact(v) if k.lower() == "authorization" or is_secret_key(k) else v for k, v in value.items()}
+    @field_serializer("env")
+    def _redact_env(self, value: dict[str, str]) -> dict[str, str]:
+        return {k: redact(v) if is_secret_key(k) else v for k, v in value.items()}
+
+    @field_serializer("headers")
+    def _redact_headers(self, value: dict[str, str]) -> dict[str, str]:
+        return redact_headers(value)
 
 
 class SkillPlan(PlanModel):

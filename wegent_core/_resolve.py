@@ -307,6 +307,7 @@ class _Resolver:
             temperature=_float(env.get("temperature")),
             think_config=env.get("thinking_config") or env.get("thinkingConfig"),
             env=env,
+            secret_keys=[k for k in config.get("secretKeys") or [] if isinstance(k, str)],
         )
 
     def headers(self, config: dict[str, Any], env: dict[str, Any], chain: list[str]) -> dict[str, str]:
@@ -390,7 +391,7 @@ class _Resolver:
         servers: dict[str, McpServerPlan] = {}
         sources = [(None, ghost, ghost.spec.mcp_servers)] + [(s.name, s, s.spec.mcp_servers) for s in skills]
         for skill_name, owner, raw in sources:
-            for server_name, config in _unwrap_mcp(raw).items():
+            for server_name, config in unwrap_mcp_servers(raw).items():
                 name = server_name if skill_name in (None, server_name) else f"{skill_name}_{server_name}"
                 if name in servers:
                     continue  # the Ghost's server wins over a skill's of the same name
@@ -536,7 +537,7 @@ def _float(value: Any) -> float | None:
         return None
 
 
-def _unwrap_mcp(raw: Any) -> dict[str, Any]:
+def unwrap_mcp_servers(raw: Any) -> dict[str, Any]:
     """Accept `{name: config}` and the nested `{"mcpServers": {...}}` forms (either key spelling, up to twice)."""
     for _ in range(2):
         if isinstance(raw, dict) and len(raw) == 1:

@@ -2,7 +2,8 @@
 
 stdlib argparse only, and every heavy import (pydantic, the loader, the plugins) happens inside the command that needs
 it: `wegent --help` and `wegent version` start in little more than the interpreter's own start-up time.
-Exit codes: 0 success, 1 the input or the plugins have problems, 2 usage errors, 130 interrupted.
+Exit codes: 0 success, 1 the input, the store or the plugins have problems, 2 usage errors, 130 interrupted.
+The store commands (apply, get, describe, delete, db, prune) live in `_store_commands`, imported when one runs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,20 @@ if TYPE_CHECKING:
     Handler = Callable[[argparse.Namespace], int]
 
 PROMPT_WIDTH = 100
+
+# Kinds as upstream's CLI spells them: singular, plural or short name, in any case.
+KIND_NAMES = {
+    "Ghost": ("ghost", "ghosts", "gh"),
+    "Model": ("model", "models", "mo"),
+    "Shell": ("shell", "shells", "sh"),
+    "Bot": ("bot", "bots", "bo"),
+    "Team": ("team", "teams", "te"),
+    "Workspace": ("workspace", "workspaces", "ws"),
+    "Task": ("task", "tasks", "ta"),
+    "Skill": ("skill", "skills", "sk"),
+}
+_KIND_BY_NAME = {name: kind for kind, names in KIND_NAMES.items() for name in names}
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
         "wegent plan -f resources/ --team dev-team --prompt 'Add a README'",
         ("table", "yaml", "json"),
     )
-    _files_option(plan)
+    _files_option(plan, required=False, extra="; without -f, plan from the store")
     target = plan.add_mutually_exclusive_group(required=True)
     target.add_argument("--team", metavar="NAME", help="the Team to plan")
     target.add_argument("--task", metavar="NAME", help="the Task to plan (its team, prompt and model labels)")
@@ -81,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--model", metavar="NAME", help="Model for bots that have none (with --force-model: for all)")
     plan.add_argument("--force-model", action="store_true", help="use --model for every bot (teams only)")
     plan.add_argument("--prompt", metavar="TEXT", help="the user prompt (teams only; a task has its own)")
+    _store_option(plan)
+    _store_parsers(commands)
 
     schema = _command(
         commands,
@@ -112,36 +129,244 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _store_parsers(commands: Any) -> None:
+    """apply, get, describe, delete, db and prune: the commands that work on a store."""
+    for add in (_apply_parser, _get_parser, _describe_parser, _delete_parser, _db_parser, _prune_parser):
+        add(commands)
+
+
+def _apply_parser(commands: Any) -> None:
+    apply = _command(
+        commands,
+        "apply",
+        _store_command("apply"),
+        "create or update resources in the store, in dependency order",
+        "wegent apply -f resources/ --dry-run",
+        ("text", "json"),
+    )
+    _files_option(apply)
+    scope = apply.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", help="put every resource in this namespace (default: each document's own)")
+    scope.add_argument("--public", action="store_true", help="put every resource in the shared `public` namespace")
+    apply.add_argument("--dry-run", action="store_true", help="report what would change and write nothing")
+    _store_option(apply)
+
+
+def _get_parser(commands: Any) -> None:
+    get = _command(
+        commands,
+        "get",
+        _store_command("get"),
+        "list the resources of a kind, or show one",
+        "wegent get teams -A -o wide   # or: wegent get te dev-team -o json",
+        ("table", "wide", "yaml", "json"),
+        default="table for a list, yaml for one resource",
+    )
+    _kind_argument(get)
+    get.add_argument("name", nargs="?", metavar="NAME", help="one resource (default: list them)")
+    where = get.add_mutually_exclusive_group()
+    where.add_argument("-n", "--namespace", default="default", help="namespace (default: default)")
+    where.add_argument("-A", "--all-namespaces", action="store_true", help="list the resources of every namespace")
+    get.add_argument(
+        "-l", "--selector", type=_selector, metavar="SELECTOR", help="label selector, e.g. app=web,tier!=db"
+    )
+    get.add_argument("--show-secrets", action="store_true", help="show API keys and tokens instead of ***")
+    _store_option(get)
+
+
+def _describe_parser(commands: Any) -> None:
+    describe = _command(
+        commands,
+        "describe",
+        _store_command("describe"),
+        "show one resource with its references and what refers to it",
+        "wegent describe bot developer-bot",
+        ("text", "json"),
+    )
+    _kind_argument(describe)
+    describe.add_argument("name", metavar="NAME")
+    describe.add_argument("-n", "--namespace", default="default", help="namespace (default: default)")
+    _store_option(describe)
+
+
+def _delete_parser(commands: Any) -> None:
+    delete = _command(
+        commands,
+        "delete",
+        _store_command("delete"),
+        "delete resources, refusing while other resources refer to them",
+        "wegent delete team dev-team --cascade --dry-run   # or: wegent delete -f resources/",
+        ("text", "json"),
+    )
+    _kind_argument(delete, optional=True)
+    delete.add_argument("name", nargs="?", metavar="NAME")
+    _files_option(delete, required=False, extra="; deletes the resources they define")
+    delete.add_argument("-n", "--namespace", help="namespace (default: default, or each document's own with -f)")
+    delete.add_argument("--cascade", action="store_true", help="also delete what refers to them, recursively")
+    delete.add_argument("--dry-run", action="store_true", help="report what would be deleted and delete nothing")
+    _store_option(delete)
+
+
+def _db_parser(commands: Any) -> None:
+    db = commands.add_parser(
+        "db", help="show or upgrade the schema of a SQL store", description="Show or upgrade the schema of a SQL store."
+    )
+    db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
+    upgrade = _command(
+        db_commands,
+        "upgrade",
+        _store_command("db_upgrade"),
+        "migrate the database to the schema this wegent knows",
+        "wegent db upgrade --store postgresql://wegent@db/wegent",
+        ("text", "json"),
+    )
+    _store_option(upgrade)
+    current = _command(
+        db_commands,
+        "current",
+        _store_command("db_current"),
+        "print the schema revision of the database and whether it needs an upgrade",
+        "wegent db current -o json",
+        ("text", "json"),
+    )
+    _store_option(current)
+
+
+def _prune_parser(commands: Any) -> None:
+    prune = _command(
+        commands,
+        "prune",
+        _store_command("prune"),
+        "delete finished tasks with their subtasks and events",
+        "wegent prune --older-than 30d --keep 100",
+        ("text", "json"),
+    )
+    prune.add_argument(
+        "--older-than",
+        type=_duration,
+        metavar="AGE",
+        help="finished tasks last updated longer ago than AGE: 90s, 15m, 12h, 30d (default: 30d, unless --keep)",
+    )
+    prune.add_argument(
+        "--keep",
+        type=_count,
+        metavar="N",
+        help="finished tasks beyond the newest N (a task goes if either rule says so)",
+    )
+    _store_option(prune)
+
+
 def _command(
-    commands: Any, name: str, handler: Handler, summary: str, example: str, outputs: tuple[str, ...]
+    commands: Any,
+    name: str,
+    handler: Handler,
+    summary: str,
+    example: str,
+    outputs: tuple[str, ...],
+    default: str | None = None,
 ) -> argparse.ArgumentParser:
+    """A subcommand with `-o`. `default` describes a default that depends on the input (the value is then None)."""
     description = summary[0].upper() + summary[1:] + "."
     parser: argparse.ArgumentParser = commands.add_parser(
         name, help=summary, description=description, epilog=f"example: {example}"
     )
     parser.add_argument(
-        "-o", "--output", choices=outputs, default=outputs[0], help=f"output format (default: {outputs[0]})"
+        "-o",
+        "--output",
+        choices=outputs,
+        default=None if default else outputs[0],
+        help=f"output format (default: {default or outputs[0]})",
     )
     parser.set_defaults(handler=handler)
     return parser
 
 
-def _files_option(parser: argparse.ArgumentParser) -> None:
+def _store_command(name: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        from . import _store_commands
+
+        command: Handler = getattr(_store_commands, name)
+        return command(args)
+
+    return handler
+
+
+def _files_option(parser: argparse.ArgumentParser, required: bool = True, extra: str = "") -> None:
     parser.add_argument(
         "-f",
         "--filename",
         dest="files",
         action="extend",
         nargs="+",
-        required=True,
+        required=required,
         metavar="PATH",
-        help="YAML or JSON files, or directories of them (repeatable)",
+        help=f"YAML or JSON files, or directories of them (repeatable){extra}",
     )
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="sqlite:///path, postgresql://..., mysql://..., memory:// "
+        "(default: $WEGENT_STORE, else the embedded SQLite file in the data directory)",
+    )
+
+
+def _kind_argument(parser: argparse.ArgumentParser, optional: bool = False) -> None:
+    parser.add_argument(
+        "kind",
+        type=_kind,
+        nargs="?" if optional else None,
+        metavar="KIND",
+        help="ghost (gh), model (mo), shell (sh), bot (bo), team (te), workspace (ws), task (ta), skill (sk); "
+        "singular or plural, any case",
+    )
+
+
+def _kind(text: str) -> str:
+    kind = _KIND_BY_NAME.get(text.lower())
+    if kind is None:
+        known = ", ".join(f"{names[0]} ({names[2]})" for names in KIND_NAMES.values())
+        raise argparse.ArgumentTypeError(f"unknown kind {text!r} (expected one of: {known})")
+    return kind
+
+
+def _selector(text: str) -> str:
+    from wegent_core._selectors import LabelSelector  # checked while parsing, so a bad selector is a usage error
+
+    try:
+        LabelSelector.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"bad selector {text!r}: {exc}") from None
+    return text
+
+
+def _duration(text: str) -> float:
+    """`90s`, `15m`, `12h`, `30d` in seconds."""
+    number, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    if unit not in DURATION_UNITS or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"bad duration {text!r} (expected a number and s, m, h or d: 90s, 30d)")
+    return int(number) * DURATION_UNITS[unit]
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(text)
 
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.command == "plan" and args.task and (args.prompt is not None or args.force_model):
         parser.error("--prompt and --force-model apply to --team only (a task carries its prompt and model labels)")
+    if args.command == "plan" and args.files and args.store:
+        parser.error("plan takes -f (files) or --store (stored resources), not both")
+    if args.command == "get" and args.name and (args.all_namespaces or args.selector):
+        parser.error("-A and -l list resources; they do not apply to one NAME")
+    if args.command == "delete" and bool(args.files) == bool(args.kind):
+        parser.error("delete takes KIND NAME or -f PATH...")
+    if args.command == "delete" and args.kind and not args.name:
+        parser.error(f"delete {args.kind}: which one? give its NAME")
 
 
 # --- validate -----------------------------------------------------------------------------------------------------
@@ -183,23 +408,33 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
     from wegent_core._errors import WegentError
     from wegent_core._loader import load
     from wegent_core._memory_store import MemoryStore
     from wegent_core._resolve import resolve_task, resolve_team
 
+    from ._store_commands import opened_store
+
+    warnings: list[Problem] = []
     try:
-        resources = load(*args.files)
-        store = MemoryStore.from_resources(resources)
-        if args.team:
-            plan = resolve_team(
-                store, args.team, args.namespace, prompt=args.prompt, model=args.model, force_model=args.force_model
-            )
+        if args.files:
+            resources = load(*args.files)
+            warnings = resources.warnings
+            source: Any = nullcontext(MemoryStore.from_resources(resources))
         else:
-            plan = resolve_task(store, args.task, args.namespace, model=args.model)
+            source = opened_store(args.store)
+        with source as store:
+            if args.team:
+                plan = resolve_team(
+                    store, args.team, args.namespace, prompt=args.prompt, model=args.model, force_model=args.force_model
+                )
+            else:
+                plan = resolve_task(store, args.task, args.namespace, model=args.model)
     except WegentError as exc:
         return _report_error(exc, args.output == "json")
-    for warning in resources.warnings:
+    for warning in warnings:
         print(warning, file=sys.stderr)
     if args.output == "json":
         _print_json(plan.model_dump(mode="json"))

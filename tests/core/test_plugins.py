@@ -259,7 +259,7 @@ def test_a_lookup_miss_names_what_is_registered_and_what_failed(make_dist: MakeD
     )
     make_dist("wegent-fake", "1.2", {"fake": "fake_store_plugin2"}, {"fake_store_plugin2": GOOD_STORE})
     with pytest.warns(PluginWarning):
-        plugins = Plugins.load(blocked=["memory-store"])
+        plugins = Plugins.load(blocked=["memory-store", "sql-store"])
     with pytest.raises(PluginError) as excinfo:
         plugins.stores["redis"]
     message = str(excinfo.value)

@@ -747,3 +747,25 @@ def test_members_sharing_a_model_share_one_warning() -> None:
     store = store_of(*basics(), bot("a"), bot("b"), team("t", "a", "b", mode="collaborate"))
     warnings = resolve_team(store, "t", environ={}).warnings
     assert warnings == ["Model m: ${OPENAI_API_KEY} not set in the environment"]
+
+
+def test_plan_output_redacts_every_kind_of_secret() -> None:
+    env = {"model": "openai", "api_key": "sk-a", "MY_PASS_PHRASE": "hunter2", "DEFAULT_HEADERS": {"X-Auth-Token": "t1"}}
+    mcp = {
+        "docs": {
+            "url": "http://127.0.0.1:9/mcp",
+            "headers": {"x-api-key": "k2", "Accept": "json"},
+            "env": {"SERVICE_TOKEN": "t3"},
+        }
+    }
+    store = store_of(
+        ghost("g", mcpServers=mcp),
+        shell("chat"),
+        model("m", env=env, secretKeys=["MY_PASS_PHRASE"]),
+        bot("b"),
+        team("t", "b"),
+    )
+    dumped = resolve_team(store, "t", environ=ENV).model_dump_json()
+    for secret in ("sk-a", "hunter2", "t1", "k2", "t3"):
+        assert secret not in dumped
+    assert '"Accept":"json"' in dumped

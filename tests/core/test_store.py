@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -21,8 +23,21 @@ from wegent_core._resources import KINDS, Ghost, Resource
 from wegent_core._selectors import LabelSelector
 from wegent_core._store import FALLBACK_KINDS, PUBLIC_NAMESPACE, ResourceStore, lookup
 
+
+def _sql_store_factories() -> list[Callable[[], ResourceStore]]:
+    """The SQL store on SQLite, PostgreSQL and MariaDB: the factories and their databases live in
+    tests/storage/conftest.py, loaded by path (tests/ is not a package)."""
+    path = Path(__file__).parents[1] / "storage" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("wegent_tests_storage_databases", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [module.SqlStoreFactory(backend) for backend in module.BACKENDS]
+
+
 # Every store implementation should pass this module; later stores add their factory here.
-STORE_FACTORIES: list[Callable[[], ResourceStore]] = [MemoryStore]
+STORE_FACTORIES: list[Callable[[], ResourceStore]] = [MemoryStore, *_sql_store_factories()]
 
 SPECS: dict[str, dict[str, Any]] = {
     "Ghost": {"systemPrompt": "p"},
@@ -62,8 +77,19 @@ def version(resource: Resource) -> int:
 
 
 @pytest.fixture(params=STORE_FACTORIES, ids=lambda f: getattr(f, "__name__", repr(f)))
-def store(request: pytest.FixtureRequest) -> ResourceStore:
-    return request.param()
+def store(request: pytest.FixtureRequest) -> Iterator[ResourceStore]:
+    made = request.param()
+    yield made
+    if hasattr(made, "close"):  # a SQL store releases its connections
+        made.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_databases() -> Iterator[None]:
+    yield
+    for factory in STORE_FACTORIES:
+        if hasattr(factory, "dispose"):  # a SQL store's database
+            factory.dispose()
 
 
 def test_memory_store_implements_the_protocol() -> None:

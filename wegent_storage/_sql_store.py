@@ -1,0 +1,600 @@
+"""The SQL store: resources, task records, subtasks and event logs in SQLite, PostgreSQL or MySQL/MariaDB.
+
+It behaves exactly like the memory store (see wegent_core._store): the same copies, versions, timestamps, ordering
+and errors, through the same helpers. How it gets there:
+
+* Every write is one short transaction, retried from the start when the database says "busy" or "deadlock".
+* Resource writes are serialised, so versions are handed out in commit order, as etcd does: on a server, puts and
+  deletes first lock the store-wide counter row behind `metadata.resource_version`; SQLite has one writer anyway
+  (BEGIN IMMEDIATE). Reads take no locks.
+* Resource bodies are the resource's JSON (`model_dump_json`), read back with `model_validate_json`; secret values
+  are sealed (encrypted) on the way in and unsealed on the way out when a secret box is configured.
+* An event's sequence number comes from `last_seq` on its task row, bumped in the appending transaction, so
+  concurrent appenders get 1, 2, 3, ... without gaps or duplicates.
+"""
+
+from __future__ import annotations
+
+import builtins
+import gc
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+import sqlalchemy as sa
+from sqlalchemy.types import NullType
+
+from wegent_core._config import data_dir, is_default_store
+from wegent_core._errors import ConflictError, NotFoundError, StoreError
+from wegent_core._resources import KINDS, Resource, TaskState
+from wegent_core._selectors import LabelSelector
+from wegent_core._store import SelectorLike, check_version, not_found, same_content
+from wegent_core._task_store import EventRecord, PruneReport, SubtaskRecord, TaskRecord
+
+from . import _migrate
+from ._engine import (
+    RETRIES,
+    backoff,
+    begin,
+    create_engine,
+    is_transient,
+    parse_url,
+    safe_url,
+    sqlite_file,
+    store_error,
+)
+from ._tables import FINISHED, RESOURCE_VERSION, RawJson, counters, events, resources, subtasks, tasks
+
+T = TypeVar("T")
+EventItem = tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], int | None]
+
+_R, _T, _S, _E = resources, tasks, subtasks, events
+
+# Statements are built once: building one costs more than running it on SQLite.
+_BODY = sa.cast(_R.c.body, sa.Text).label("body")  # the JSON text, for pydantic to parse in one go
+# Timestamps as the driver gives them (SQLite: text), converted by `_utc`, twice as fast as the column type.
+_LOADED = (
+    _R.c.kind,
+    _R.c.resource_version,
+    sa.type_coerce(_R.c.created_at, NullType()),
+    sa.type_coerce(_R.c.updated_at, NullType()),
+    _BODY,
+)  # what `_load` takes
+_BY_KEY = (
+    (_R.c.namespace == sa.bindparam("namespace"))
+    & (_R.c.kind == sa.bindparam("kind"))
+    & (_R.c.name == sa.bindparam("name"))
+)
+_GET = sa.select(*_LOADED).where(_BY_KEY)
+_FIND = sa.select(_R.c.id, *_LOADED).where(_BY_KEY)
+_INSERT = sa.insert(_R)
+_UPDATE = sa.update(_R).where(_R.c.id == sa.bindparam("row_id"))
+_DELETE = sa.delete(_R).where(_R.c.id == sa.bindparam("row_id"))
+
+_COUNTER = counters.c.name == RESOURCE_VERSION
+_LOCK_REVISION = sa.select(counters.c.value).where(_COUNTER).with_for_update()
+_BUMP_REVISION = sa.update(counters).where(_COUNTER).values(value=counters.c.value + 1).returning(counters.c.value)
+_SAVE_REVISION = sa.update(counters).where(_COUNTER).values(value=sa.bindparam("revision"))
+
+_TASK_BY_ID = _T.c.id == sa.bindparam("task_id")
+_TAKE_SEQS = sa.update(_T).where(_TASK_BY_ID).values(last_seq=_T.c.last_seq + sa.bindparam("count"))
+_TAKE_SEQS_RETURNING = _TAKE_SEQS.returning(_T.c.last_seq)
+_LAST_SEQ = sa.select(_T.c.last_seq).where(_TASK_BY_ID)
+_INSERT_EVENTS = sa.insert(_E)
+
+# The store-managed metadata is kept in columns, not in the body (parsing timestamps out of JSON is slow).
+_MANAGED_FIELDS = {"metadata": {"resource_version", "created_at", "updated_at"}}
+_SEALED_MARK = "enc:v"  # every sealed value starts so: a body without it has nothing to unseal
+
+# Task and subtask columns; the rest of each record is the row's `data` JSON.
+_TASK_COLUMNS = frozenset({"id", "namespace", "name", "status", "version", "created_at", "updated_at"})
+_SUBTASK_COLUMNS = frozenset({"id", "task_id", "message_id", "status"})
+_PRUNE_BATCH = 500  # tasks per pruning transaction: every write stays short
+
+
+class SqlStore:
+    """A `ResourceStore` and a `TaskStore` on a SQL database; thread-safe and safe across processes.
+
+    Open one with `SqlStore.open(url)`; close it (or use it as a context manager) to release its connections.
+    """
+
+    def __init__(self, engine: sa.Engine, *, secrets: Any = None, reader: sa.Engine | None = None) -> None:
+        self.engine = engine
+        self.reader = engine if reader is None else reader  # reads: autocommit connections on a server
+        self.url = engine.url
+        self._box = secrets  # a wegent_storage._secrets.SecretBox, or None: secrets are stored as given
+        sqlite = engine.dialect.name == "sqlite"
+        # SQLite has one writer per file: this process's threads queue on a lock instead of in SQLite's busy
+        # handler, which polls with sleeps. An in-memory database is one shared connection: reads queue too.
+        self._write_lock: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
+        memory = sqlite and sqlite_file(engine.url) is None
+        self._read_lock: AbstractContextManager[Any] = self._write_lock if memory else nullcontext()
+        self._update_returning = engine.dialect.update_returning
+        # Server databases lock the version counter before reading anything, so puts and deletes are serialised
+        # without deadlocks; on SQLite, BEGIN IMMEDIATE already serialises every writer.
+        self._lock_revision_first = not sqlite
+
+    @classmethod
+    def open(cls, url: str, *, upgrade: bool | None = None, secrets: Any = None) -> SqlStore:
+        """Open the store at `url` (`sqlite:///PATH`, `sqlite://` in memory, `postgresql://...`, `mysql://...`,
+        `mariadb://...`).
+
+        A database whose schema is older than this wegent's (or that has none yet) is upgraded only if `upgrade` is
+        true; `None` means "only the embedded default store, and an in-memory database". A newer schema is always
+        refused. `secrets` is the `SecretBox` that seals secret values; by default the one the environment and the
+        data dir configure.
+        """
+        parsed = parse_url(url)
+        path = sqlite_file(parsed)
+        in_memory = path is None and parsed.get_backend_name() == "sqlite"  # always new: nothing to protect
+        allowed = (in_memory or is_default_store(url)) if upgrade is None else upgrade
+        if path is not None:
+            _prepare_file(path, url, create=allowed)
+        engine = create_engine(parsed)
+        try:
+            try:
+                _migrate.ensure(engine, parsed, upgrade_allowed=allowed)
+            except sa.exc.DBAPIError as error:
+                raise store_error(error, parsed) from error
+            box = secrets if secrets is not None else default_secret_box()
+        except BaseException:
+            engine.dispose()
+            raise
+        reader = engine if engine.dialect.name == "sqlite" else create_engine(parsed, reads=True)
+        return cls(engine, secrets=box, reader=reader)
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self.reader is not self.engine:
+            self.reader.dispose()
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SqlStore({safe_url(self.url)!r})"
+
+    # --- resources ------------------------------------------------------------------------------------------------
+
+    def get(self, kind: str, name: str, namespace: str = "default") -> Resource | None:
+        row = self._run(
+            lambda c: c.execute(_GET, {"namespace": namespace, "kind": kind, "name": name}).first(), write=False
+        )
+        return None if row is None else self._load(*row)
+
+    def list(
+        self, kind: str | None = None, namespace: str | None = None, selector: SelectorLike | None = None
+    ) -> builtins.list[Resource]:
+        wanted = LabelSelector.coerce(selector)  # a bad selector fails before any query
+        query = sa.select(_R.c.namespace, _R.c.name, *_LOADED)
+        if wanted.requirements:
+            query = query.add_columns(_R.c.labels)
+        if kind is not None:
+            query = query.where(_R.c.kind == kind)
+        if namespace is not None:
+            query = query.where(_R.c.namespace == namespace)
+        rows = self._run(lambda c: c.execute(query).all(), write=False)
+        if wanted.requirements:
+            rows = [row for row in rows if wanted.matches(row[-1])]
+        # Sorted here, not by the database: collations differ, and the memory store sorts by code point.
+        rows.sort(key=lambda row: (row[0], row[2], row[1]))
+        with _collector_paused():
+            return [self._load(*row[2:7]) for row in rows]
+
+    def put(self, resource: Resource) -> Resource:
+        return self.put_many([resource])[0]
+
+    def put_many(self, resources: Iterable[Resource]) -> builtins.list[Resource]:
+        """Put each resource, in order, in one transaction: all are stored or none is (a conflict stops the batch).
+        The results are what `put` would have returned one by one."""
+        batch = builtins.list(resources)
+
+        def work(connection: sa.Connection) -> builtins.list[Resource]:
+            revision = _Revision(connection, lock_first=self._lock_revision_first)
+            stored = [self._put(connection, revision, resource) for resource in batch]
+            revision.save()
+            return stored
+
+        if not batch:
+            return []
+        with _collector_paused():
+            return self._run(work, write=True)
+
+    def delete(
+        self, kind: str, name: str, namespace: str = "default", *, resource_version: str | None = None
+    ) -> Resource:
+        def work(connection: sa.Connection) -> Resource:
+            if self._lock_revision_first:
+                _Revision(connection, lock_first=True)  # deletes wait for puts, and the other way round
+            row = connection.execute(_FIND, {"namespace": namespace, "kind": kind, "name": name}).first()
+            if row is None:
+                raise not_found(kind, name, namespace)
+            current = self._load(*row[1:])
+            check_version(current, (namespace, kind, name), resource_version)
+            connection.execute(_DELETE, {"row_id": row[0]})
+            return current
+
+        return self._run(work, write=True)
+
+    def _put(self, connection: sa.Connection, revision: _Revision, resource: Resource) -> Resource:
+        namespace, kind, name = key = resource.key
+        row = connection.execute(_FIND, {"namespace": namespace, "kind": kind, "name": name}).first()
+        current = None if row is None else self._load(*row[1:])
+        check_version(current, key, resource.metadata.resource_version)
+        if current is not None and same_content(current, resource):
+            return current  # unchanged: same version, same timestamps
+        stored = resource.clone()
+        meta = stored.metadata
+        meta.resource_version = str(revision.next())
+        meta.updated_at = now = datetime.now(UTC)
+        meta.created_at = now if current is None else current.metadata.created_at
+        values = {
+            "resource_version": revision.value,
+            "created_at": meta.created_at,
+            "updated_at": now,
+            "labels": dict(meta.labels),
+            "body": RawJson(self._seal(resource).model_dump_json(exclude=_MANAGED_FIELDS)),
+        }
+        if row is None:
+            connection.execute(_INSERT, {"namespace": namespace, "kind": kind, "name": name, **values})
+        else:
+            connection.execute(_UPDATE, {"row_id": row[0], **values})
+        return stored
+
+    def _load(self, kind: str, version: int, created_at: Any, updated_at: Any, body: str) -> Resource:
+        try:
+            resource = KINDS.get(kind, Resource).model_validate_json(body)
+        except pydantic.ValidationError as error:
+            raise StoreError(f"a stored {kind} no longer validates: {error}") from error
+        # Straight into the fields (they need no validation), as Resource.clone does: lists set thousands.
+        meta = resource.metadata
+        meta.__dict__.update(resource_version=str(version), created_at=_utc(created_at), updated_at=_utc(updated_at))
+        meta.__pydantic_fields_set__.update(_MANAGED_FIELDS["metadata"])
+        if self._box is None or _SEALED_MARK not in body:
+            return resource
+        return _secrets().unseal(resource, self._box)
+
+    def _seal(self, resource: Resource) -> Resource:
+        return resource if self._box is None else _secrets().seal(resource, self._box)
+
+    # --- tasks ----------------------------------------------------------------------------------------------------
+
+    def create_task(self, task: TaskRecord) -> TaskRecord:
+        if task.id is not None:
+            raise ValueError(f"a new task has no id (the store assigns it), got id {task.id}")
+        now = datetime.now(UTC)
+        record = TaskRecord.model_validate(
+            {**task.model_dump(mode="json"), "created_at": now, "updated_at": now, "version": 1}
+        )
+
+        def work(connection: sa.Connection) -> tuple[int, str]:
+            result = connection.execute(sa.insert(_T).values(**_task_values(record), last_seq=0))
+            task_id = result.inserted_primary_key[0]
+            name = record.name
+            if name is None:
+                name = f"task-{task_id}"
+                connection.execute(sa.update(_T).where(_T.c.id == task_id).values(name=name))
+            return task_id, name
+
+        task_id, name = self._run(work, write=True)
+        return record.model_copy(update={"id": task_id, "name": name})
+
+    def get_task(self, task_id: int) -> TaskRecord | None:
+        row = self._run(lambda c: c.execute(sa.select(_T).where(_T.c.id == task_id)).first(), write=False)
+        return None if row is None else _task_from(row)
+
+    def list_tasks(
+        self, namespace: str | None = None, status: TaskState | None = None, limit: int | None = None
+    ) -> builtins.list[TaskRecord]:
+        query = sa.select(_T).order_by(_T.c.id.desc()).limit(limit)
+        if namespace is not None:
+            query = query.where(_T.c.namespace == namespace)
+        if status is not None:
+            query = query.where(_T.c.status == TaskState(status).value)
+        return [_task_from(row) for row in self._run(lambda c: c.execute(query).all(), write=False)]
+
+    def update_task(self, task_id: int, expected_version: int, **changes: Any) -> TaskRecord:
+        _refuse_managed(changes, {"id", "version", "created_at", "updated_at"}, "task")
+
+        def work(connection: sa.Connection) -> TaskRecord:
+            row = connection.execute(sa.select(_T).where(_T.c.id == task_id)).first()
+            if row is None:
+                raise NotFoundError(f"task {task_id} not found")
+            if row.version != expected_version:
+                raise _task_conflict(task_id, expected_version, row.version)
+            updated = TaskRecord.model_validate(
+                {
+                    **_task_from(row).model_dump(),
+                    **changes,
+                    "version": expected_version + 1,
+                    "updated_at": datetime.now(UTC),
+                }
+            )
+            written = connection.execute(
+                sa.update(_T)
+                .where(_T.c.id == task_id, _T.c.version == expected_version)
+                .values(**_task_values(updated))
+            )
+            if written.rowcount != 1:  # changed by another writer since the read above
+                now = connection.execute(sa.select(_T.c.version).where(_T.c.id == task_id)).scalar()
+                raise _task_conflict(task_id, expected_version, now)
+            return updated
+
+        return self._run(work, write=True)
+
+    def add_subtask(self, subtask: SubtaskRecord) -> SubtaskRecord:
+        if subtask.id is not None:
+            raise ValueError(f"a new subtask has no id (the store assigns it), got id {subtask.id}")
+        now = datetime.now(UTC)
+        record = SubtaskRecord.model_validate({**subtask.model_dump(mode="json"), "created_at": now, "updated_at": now})
+
+        def work(connection: sa.Connection) -> int:
+            if connection.execute(sa.select(_T.c.id).where(_T.c.id == record.task_id)).first() is None:
+                raise NotFoundError(f"task {record.task_id} not found")
+            try:
+                return connection.execute(sa.insert(_S).values(**_subtask_values(record))).inserted_primary_key[0]
+            except sa.exc.IntegrityError as error:  # the transaction rolls back as this leaves it
+                raise ConflictError(
+                    f"task {record.task_id} already has a subtask with message_id {record.message_id}"
+                ) from error
+
+        subtask_id = self._run(work, write=True)
+        return record.model_copy(update={"id": subtask_id})
+
+    def update_subtask(self, subtask_id: int, **changes: Any) -> SubtaskRecord:
+        _refuse_managed(changes, {"id", "task_id", "message_id", "created_at", "updated_at"}, "subtask")
+
+        def work(connection: sa.Connection) -> SubtaskRecord:
+            row = connection.execute(sa.select(_S).where(_S.c.id == subtask_id).with_for_update()).first()
+            if row is None:
+                raise NotFoundError(f"subtask {subtask_id} not found")
+            updated = SubtaskRecord.model_validate(
+                {**_subtask_from(row).model_dump(), **changes, "updated_at": datetime.now(UTC)}
+            )
+            connection.execute(sa.update(_S).where(_S.c.id == subtask_id).values(**_subtask_values(updated)))
+            return updated
+
+        return self._run(work, write=True)
+
+    def subtasks(self, task_id: int) -> builtins.list[SubtaskRecord]:
+        query = sa.select(_S).where(_S.c.task_id == task_id).order_by(_S.c.message_id)
+        return [_subtask_from(row) for row in self._run(lambda c: c.execute(query).all(), write=False)]
+
+    # --- events ---------------------------------------------------------------------------------------------------
+
+    def append_event(self, task_id: int, type: str, data: dict[str, Any], subtask_id: int | None = None) -> EventRecord:
+        return self.append_events(task_id, [(type, data, subtask_id)])[0]
+
+    def append_events(self, task_id: int, items: Iterable[EventItem]) -> builtins.list[EventRecord]:
+        """Append several events in one transaction, numbered consecutively: `(type, data)` or
+        `(type, data, subtask_id)` each. The batch form of `append_event`, for bursts such as text deltas."""
+        now = datetime.now(UTC)
+        batch = [_event_item(item) for item in items]
+        if not batch:
+            return []
+
+        def work(connection: sa.Connection) -> int:
+            first = self._take_seqs(connection, task_id, len(batch)) - len(batch) + 1
+            rows = [
+                {"task_id": task_id, "seq": first + i, "type": kind, "subtask_id": sub, "created_at": now, "data": text}
+                for i, (kind, text, sub) in enumerate(batch)
+            ]
+            connection.execute(_INSERT_EVENTS, rows)
+            return first
+
+        first = self._run(work, write=True)
+        return [
+            EventRecord(
+                task_id=task_id, seq=first + i, type=kind, subtask_id=sub, data=json.loads(text), created_at=now
+            )
+            for i, (kind, text, sub) in enumerate(batch)
+        ]
+
+    def events(self, task_id: int, after: int = 0, limit: int | None = None) -> builtins.list[EventRecord]:
+        query = sa.select(_E).where(_E.c.task_id == task_id, _E.c.seq > after).order_by(_E.c.seq).limit(limit)
+        rows = self._run(lambda c: c.execute(query).all(), write=False)
+        with _collector_paused():
+            return [
+                EventRecord(
+                    task_id=row.task_id,
+                    seq=row.seq,
+                    type=row.type,
+                    subtask_id=row.subtask_id,
+                    data=row.data,
+                    created_at=row.created_at,
+                )
+                for row in rows
+            ]
+
+    def _take_seqs(self, connection: sa.Connection, task_id: int, count: int) -> int:
+        """Reserve `count` sequence numbers of the task's log; returns the last. Locks the task row."""
+        params = {"task_id": task_id, "count": count}
+        if self._update_returning:
+            last = connection.execute(_TAKE_SEQS_RETURNING, params).scalar()
+        elif connection.execute(_TAKE_SEQS, params).rowcount == 1:  # MySQL/MariaDB: no UPDATE ... RETURNING
+            last = connection.execute(_LAST_SEQ, params).scalar()
+        else:
+            last = None
+        if last is None:
+            raise NotFoundError(f"task {task_id} not found")
+        return int(last)
+
+    # --- retention ------------------------------------------------------------------------------------------------
+
+    def prune(self, *, older_than: datetime | None = None, keep_last: int | None = None) -> PruneReport:
+        """Delete finished tasks (with their subtasks and events) last updated before `older_than`, and those beyond
+        the newest `keep_last` finished ones; a task goes if either rule says so. Unfinished tasks (pending,
+        running, cancelling, waiting for a confirmation) are never touched. Works in short transactions."""
+        if keep_last is not None and keep_last < 0:
+            raise ValueError(f"keep_last must be 0 or more, got {keep_last}")
+        if older_than is not None and older_than.tzinfo is None:
+            raise ValueError(f"older_than must be timezone-aware, got {older_than!r}")
+        total = PruneReport()
+        if older_than is None and keep_last is None:
+            return total
+        while True:
+            batch = self._run(lambda c: _prune_batch(c, older_than, keep_last), write=True)
+            if batch.tasks == 0:
+                return total
+            total = PruneReport(
+                tasks=total.tasks + batch.tasks,
+                subtasks=total.subtasks + batch.subtasks,
+                events=total.events + batch.events,
+            )
+
+    # --- transactions ---------------------------------------------------------------------------------------------
+
+    def _run(self, work: Callable[[sa.Connection], T], *, write: bool) -> T:
+        """Run `work` in one transaction, from the start again after a transient failure (busy, deadlock)."""
+        lock, engine = (self._write_lock, self.engine) if write else (self._read_lock, self.reader)
+        for attempt in range(RETRIES + 1):
+            try:
+                with lock, engine.connect() as connection, begin(connection, write=write):
+                    return work(connection)
+            except sa.exc.DBAPIError as error:
+                if attempt == RETRIES or not is_transient(error):
+                    raise store_error(error, self.url) from error
+            time.sleep(backoff(attempt))
+        raise AssertionError("unreachable")
+
+
+class _Revision:
+    """The store-wide counter behind resource versions, held until the transaction ends.
+
+    `lock_first`: lock it now (server databases: puts and deletes queue here, so they cannot deadlock). Otherwise
+    (SQLite, where BEGIN IMMEDIATE already serialises writers) it is bumped when the first version is taken, so an
+    unchanged put writes nothing.
+    """
+
+    def __init__(self, connection: sa.Connection, *, lock_first: bool) -> None:
+        self._connection = connection
+        self.value: int | None = connection.execute(_LOCK_REVISION).scalar_one() if lock_first else None
+        self._saved = self.value
+
+    def next(self) -> int:
+        if self.value is None:
+            self.value = self._saved = self._connection.execute(_BUMP_REVISION).scalar_one()
+        else:
+            self.value += 1
+        return self.value
+
+    def save(self) -> None:
+        if self.value != self._saved:
+            self._connection.execute(_SAVE_REVISION, {"revision": self.value})
+
+
+def _utc(value: datetime | str) -> datetime:
+    """A stored timestamp (naive UTC; SQLite gives it as text) as an aware UTC datetime."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many acyclic objects are made (as the loader does): its passes over
+    them would cost a third of a large list."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _prepare_file(path: Path, url: str, *, create: bool) -> None:
+    if path.exists():
+        return
+    if not create:  # refused before anything is made on disk
+        raise StoreError(f"no database at {path}; create it with `wegent db upgrade --store {url}`")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def default_secret_box() -> Any:
+    """The `SecretBox` configured by the environment (`WEGENT_SECRET_KEY`, else the key file in the data dir)."""
+    return _secrets().SecretBox.from_environment(data_dir())
+
+
+def _secrets() -> Any:
+    from . import _secrets  # on first use: `cryptography` is needed only by a store that opens
+
+    return _secrets
+
+
+# --- records <-> rows ---------------------------------------------------------------------------------------------
+
+
+def _task_values(record: TaskRecord) -> dict[str, Any]:
+    return {
+        "namespace": record.namespace,
+        "name": record.name,
+        "status": record.status.value,
+        "version": record.version,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "data": record.model_dump(mode="json", exclude=set(_TASK_COLUMNS)),
+    }
+
+
+def _task_from(row: sa.Row[Any]) -> TaskRecord:
+    return TaskRecord.model_validate({**row.data, **{column: getattr(row, column) for column in _TASK_COLUMNS}})
+
+
+def _subtask_values(record: SubtaskRecord) -> dict[str, Any]:
+    return {
+        "task_id": record.task_id,
+        "message_id": record.message_id,
+        "status": record.status.value,
+        "data": record.model_dump(mode="json", exclude=set(_SUBTASK_COLUMNS)),
+    }
+
+
+def _subtask_from(row: sa.Row[Any]) -> SubtaskRecord:
+    return SubtaskRecord.model_validate({**row.data, **{column: getattr(row, column) for column in _SUBTASK_COLUMNS}})
+
+
+def _event_item(item: Sequence[Any]) -> tuple[str, RawJson, int | None]:
+    kind, data, subtask_id = (*item, None) if len(item) == 2 else item
+    if not isinstance(data, dict):
+        raise TypeError(f"event data must be a dict, got {type(data).__name__}")
+    return kind, RawJson(json.dumps(data, ensure_ascii=False, separators=(",", ":"))), subtask_id
+
+
+def _refuse_managed(changes: dict[str, Any], managed: set[str], what: str) -> None:
+    refused = sorted(changes.keys() & managed)
+    if refused:
+        raise ValueError(f"cannot change {', '.join(refused)} of a {what}: the store manages them")
+
+
+def _task_conflict(task_id: int, expected: int, actual: int | None) -> ConflictError:
+    if actual is None:
+        return ConflictError(f"task {task_id} was deleted since it was read (version {expected})")
+    return ConflictError(f"task {task_id} was changed since it was read (version {expected}, now {actual})")
+
+
+def _prune_batch(connection: sa.Connection, older_than: datetime | None, keep_last: int | None) -> PruneReport:
+    finished = _T.c.status.in_(FINISHED)
+    victims: set[int] = set()
+    if older_than is not None:
+        query = sa.select(_T.c.id).where(finished, _T.c.updated_at < older_than).order_by(_T.c.id)
+        victims.update(connection.execute(query.limit(_PRUNE_BATCH).with_for_update()).scalars())
+    if keep_last is not None:
+        query = sa.select(_T.c.id).where(finished).order_by(_T.c.updated_at.desc(), _T.c.id.desc())
+        victims.update(connection.execute(query.offset(keep_last).limit(_PRUNE_BATCH).with_for_update()).scalars())
+    if not victims:
+        return PruneReport()
+    ids = sorted(victims)
+    return PruneReport(
+        events=connection.execute(sa.delete(_E).where(_E.c.task_id.in_(ids))).rowcount,
+        subtasks=connection.execute(sa.delete(_S).where(_S.c.task_id.in_(ids))).rowcount,
+        tasks=connection.execute(sa.delete(_T).where(_T.c.id.in_(ids), finished)).rowcount,
+    )
