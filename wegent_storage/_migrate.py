@@ -92,9 +92,9 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
             _unlock(connection)  # after the commit, so the next upgrader finds this one's work done
 
 
-def ensure(engine: sa.Engine, url: sa.URL, *, upgrade_allowed: bool) -> SchemaStatus:
+def ensure(engine: sa.Engine, url: sa.URL | str, *, upgrade_allowed: bool) -> SchemaStatus:
     """Check the database before a store uses it: refuse a newer schema; upgrade an empty or older one if allowed,
-    else refuse it with the command that would."""
+    else refuse it with the command that would. `url` is the store URL as the user gave it, for messages."""
     found = check(engine)
     if found.state == "current":
         return found
@@ -112,14 +112,14 @@ def _refuse_newer(engine: sa.Engine) -> None:
         raise _newer_error(engine.url, found)
 
 
-def _newer_error(url: sa.URL, found: SchemaStatus) -> StoreError:
+def _newer_error(url: sa.URL | str, found: SchemaStatus) -> StoreError:
     return StoreError(
         f"the database {safe_url(url)} has schema revision {found.current}, which this wegent does not know "
         f"(it knows up to {found.head}): it was created or upgraded by a newer wegent; upgrade wegent to use it"
     )
 
 
-def _upgrade_needed(url: sa.URL, found: SchemaStatus) -> str:
+def _upgrade_needed(url: sa.URL | str, found: SchemaStatus) -> str:
     where = safe_url(url)
     if found.current is None:
         what = f"the database {where} has no wegent tables yet"

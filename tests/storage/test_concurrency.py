@@ -35,6 +35,7 @@ def big(i: int) -> str:
 # The start of a child process's code: these imports and the two helpers above.
 PRELUDE = f"""
 import sys, time
+from pathlib import Path
 from wegent_core._errors import ConflictError
 from wegent_core._resources import Ghost
 from wegent_storage._sql_store import SqlStore
@@ -46,9 +47,11 @@ from wegent_storage._sql_store import SqlStore
 WRITER = (
     PRELUDE
     + """
-url, worker, start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+url, worker, gate = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 with SqlStore.open(url) as store:
-    time.sleep(max(0.0, start - time.time()))  # all start writing together, after their imports
+    (gate / f"ready-{worker}").touch()
+    while not (gate / "go").exists():  # all start writing together, after their imports
+        time.sleep(0.01)
     for i in range(EACH):
         store.put(ghost(f"w{worker}-{i}", f"worker {worker} item {i}", worker=str(worker)))
     for _ in range(INCREMENTS):  # read-modify-write of one shared resource, retried on conflict
@@ -72,8 +75,14 @@ def test_eight_processes_writing_one_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     with SqlStore.open(url, upgrade=True) as store:
         store.put(ghost("shared", "counter", count="0"))
-    start = time.time() + 2.5
-    children = [python(WRITER, url, w, start, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for w in range(PROCESSES)]
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    children = [python(WRITER, url, w, gate, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for w in range(PROCESSES)]
+    deadline = time.monotonic() + 120
+    while len(list(gate.glob("ready-*"))) < PROCESSES and time.monotonic() < deadline:
+        assert all(child.poll() is None for child in children), "a writer died before starting"
+        time.sleep(0.02)
+    (gate / "go").touch()
     results = [child.communicate(timeout=120) for child in children]
     for child, (_, err) in zip(children, results, strict=True):
         assert "locked" not in err
