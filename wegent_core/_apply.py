@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 from ._errors import WegentError
@@ -124,28 +125,60 @@ def apply(
     batch = [_in_namespace(r, target_ns) for r in resources]
     batch.sort(key=lambda r: APPLY_ORDER.index(r.kind) if r.kind in APPLY_ORDER else len(APPLY_ORDER))
     incoming = {r.key for r in batch}
-    results = []
-    for resource in batch:
-        warnings = _missing_references(store, resource, incoming)
-        try:
-            operation = _apply_one(store, resource, dry_run)
-        except WegentError as exc:
-            results.append(ApplyResult(resource.kind, resource.name, resource.namespace, "failed", str(exc), warnings))
-            continue
-        results.append(ApplyResult(resource.kind, resource.name, resource.namespace, operation, None, warnings))
+    warnings = [_missing_references(store, r, incoming) for r in batch]
+    if dry_run:
+        operations = [_would_do(store, r) for r in batch]
+    else:
+        operations = [
+            op for start in range(0, len(batch), CHUNK) for op in _put_chunk(store, batch[start : start + CHUNK])
+        ]
+    results = [
+        ApplyResult(
+            r.kind,
+            r.name,
+            r.namespace,
+            op if isinstance(op, str) else "failed",
+            None if isinstance(op, str) else str(op),
+            w,
+        )
+        for r, op, w in zip(batch, operations, warnings, strict=True)
+    ]
     return ApplyReport(results, dry_run)
 
 
-def _apply_one(store: ResourceStore, resource: Resource, dry_run: bool) -> Operation:
+CHUNK = 500  # resources per transaction: big enough to be fast, small enough to keep writes short
+
+
+def _put_chunk(store: ResourceStore, chunk: list[Resource]) -> list[Operation | WegentError]:
+    """Put a chunk in one transaction; if it fails, put its resources one by one to find and report the culprits."""
+    started = datetime.now(UTC)
+    try:
+        return [_operation(stored, started) for stored in store.put_many(chunk)]
+    except WegentError:
+        pass
+    outcomes: list[Operation | WegentError] = []
+    for resource in chunk:
+        started = datetime.now(UTC)
+        try:
+            outcomes.append(_operation(store.put(resource), started))
+        except WegentError as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+def _operation(stored: Resource, started: datetime) -> Operation:
+    # Stores stamp `updated_at` only when something changed, and set `created_at` to the same instant on creation.
+    meta = stored.metadata
+    if meta.updated_at is None or meta.updated_at < started:
+        return "unchanged"
+    return "created" if meta.created_at == meta.updated_at else "updated"
+
+
+def _would_do(store: ResourceStore, resource: Resource) -> Operation:
     existing = store.get(resource.kind, resource.name, resource.namespace)
-    if dry_run:
-        if existing is None:
-            return "created"
-        return "unchanged" if same_content(existing, resource) else "updated"
-    stored = store.put(resource)
     if existing is None:
         return "created"
-    return "unchanged" if stored.metadata.resource_version == existing.metadata.resource_version else "updated"
+    return "unchanged" if same_content(existing, resource) else "updated"
 
 
 def _in_namespace(resource: Resource, namespace: str | None) -> Resource:

@@ -71,9 +71,18 @@ class MemoryStore:
         return [r.clone() for r in chosen]
 
     def put(self, resource: Resource) -> Resource:
+        return self.put_many([resource])[0]
+
+    def put_many(self, resources: Iterable[Resource]) -> builtins.list[Resource]:
+        batch = builtins.list(resources)
         with self._lock:
-            stored = self._store(resource, expected_version=resource.metadata.resource_version)
-        return stored.clone()
+            saved = (dict(self._resources), self._revision)  # all or nothing: undo on the first error
+            try:
+                stored = [self._store(r, expected_version=r.metadata.resource_version) for r in batch]
+            except BaseException:
+                self._resources, self._revision = saved
+                raise
+        return [r.clone() for r in stored]
 
     def delete(
         self, kind: str, name: str, namespace: str = "default", *, resource_version: str | None = None

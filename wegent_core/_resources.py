@@ -65,6 +65,10 @@ def _yaml_timestamp(value: Any) -> Any:
     # The YAML reader keeps timestamps as written; YAML 1.1 forms that pydantic refuses (`2001-12-14 21:59:43.10 -5`)
     # are read the way PyYAML, and so upstream, reads them.
     if isinstance(value, str) and SafeConstructor.timestamp_regexp.match(value):
+        try:
+            return datetime.fromisoformat(value)  # the common case, ten times faster than the YAML rules
+        except ValueError:
+            pass
         parsed = _TIMESTAMPS.construct_yaml_timestamp(ScalarNode("tag:yaml.org,2002:timestamp", value))
         return parsed if isinstance(parsed, datetime) else datetime(parsed.year, parsed.month, parsed.day)
     return value

@@ -95,7 +95,10 @@ def _json_has_secret(text: str) -> bool:
 
 
 def map_secrets(resource: Resource, change: Callable[[Any, str], Any]) -> Resource:
-    """A copy with `change(value, path)` applied to every secret slot; the argument is never mutated."""
+    """`change(value, path)` applied to every secret slot, in a copy (the resource itself when it has none):
+    the argument is never mutated."""
+    if not _secret_slots(resource):
+        return resource  # nothing to change: no copy (stores call this on every write and read)
     copy = resource.clone()
     for container, key, path in _secret_slots(copy):
         container[key] = change(container[key], path)

@@ -10,7 +10,7 @@ Stores hand out copies: nothing a caller does to an object it passed in or got b
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
 from ._errors import ConflictError, NotFoundError
@@ -40,6 +40,10 @@ class ResourceStore(Protocol):
 
     def put(self, resource: Resource) -> Resource:
         """Create or replace; returns a new object holding the store-managed metadata. See the module docstring."""
+        ...
+
+    def put_many(self, resources: Iterable[Resource]) -> builtins.list[Resource]:
+        """`put` each resource, in order, atomically: all are stored or none is (the first error is raised)."""
         ...
 
     def delete(

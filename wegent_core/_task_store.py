@@ -110,7 +110,8 @@ class TaskStore(Protocol):
         ...
 
     def prune(self, *, older_than: datetime | None = None, keep_last: int | None = None) -> PruneReport:
-        """Delete finished tasks (COMPLETED, FAILED, CANCELLED, DELETE) last updated before `older_than`, and/or all
-        but the newest `keep_last` finished tasks, with their subtasks and events. Tasks that are running, pending
-        or waiting for a confirmation are never touched."""
+        """Delete finished tasks (COMPLETED, FAILED, CANCELLED, DELETE), with their subtasks and events, that were
+        last updated before `older_than` (if given) and are not among the newest `keep_last` finished tasks (if
+        given): the newest `keep_last` always stay. Tasks that are running, pending, cancelling or waiting for a
+        confirmation are never touched."""
         ...

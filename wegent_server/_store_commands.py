@@ -604,7 +604,7 @@ def prune(args: argparse.Namespace) -> int:
     else:
         rules = [] if age is None else [f"finished more than {_duration_text(age)} ago"]
         rules += [] if args.keep is None else [f"beyond the newest {args.keep}"]
-        which = " or ".join(rules)  # the store prunes a task when either rule says so
+        which = " and ".join(rules)  # the store prunes a task only when both rules say so
         print(
             f"pruned {_plural(report.tasks, 'task')}, {_plural(report.subtasks, 'subtask')} and "
             f"{_plural(report.events, 'event')} ({which})"

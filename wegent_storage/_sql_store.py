@@ -431,9 +431,9 @@ class SqlStore:
     # --- retention ------------------------------------------------------------------------------------------------
 
     def prune(self, *, older_than: datetime | None = None, keep_last: int | None = None) -> PruneReport:
-        """Delete finished tasks (with their subtasks and events) last updated before `older_than`, and those beyond
-        the newest `keep_last` finished ones; a task goes if either rule says so. Unfinished tasks (pending,
-        running, cancelling, waiting for a confirmation) are never touched. Works in short transactions."""
+        """Delete finished tasks (with their subtasks and events) last updated before `older_than` that are not among
+        the newest `keep_last` finished ones: both rules must agree, so the newest `keep_last` always stay. Unfinished
+        tasks (pending, running, cancelling, waiting for a confirmation) are never touched. Short transactions."""
         if keep_last is not None and keep_last < 0:
             raise ValueError(f"keep_last must be 0 or more, got {keep_last}")
         if older_than is not None and older_than.tzinfo is None:
@@ -583,13 +583,18 @@ def _task_conflict(task_id: int, expected: int, actual: int | None) -> ConflictE
 
 def _prune_batch(connection: sa.Connection, older_than: datetime | None, keep_last: int | None) -> PruneReport:
     finished = _T.c.status.in_(FINISHED)
-    victims: set[int] = set()
+    query = sa.select(_T.c.id).where(finished)
     if older_than is not None:
-        query = sa.select(_T.c.id).where(finished, _T.c.updated_at < older_than).order_by(_T.c.id)
-        victims.update(connection.execute(query.limit(_PRUNE_BATCH).with_for_update()).scalars())
+        query = query.where(_T.c.updated_at < older_than)
     if keep_last is not None:
-        query = sa.select(_T.c.id).where(finished).order_by(_T.c.updated_at.desc(), _T.c.id.desc())
-        victims.update(connection.execute(query.offset(keep_last).limit(_PRUNE_BATCH).with_for_update()).scalars())
+        newest_first = (_T.c.updated_at.desc(), _T.c.id.desc())
+        cut = connection.execute(
+            sa.select(_T.c.updated_at, _T.c.id).where(finished).order_by(*newest_first).offset(keep_last).limit(1)
+        ).first()  # the newest finished task not kept
+        if cut is None:
+            return PruneReport()
+        query = query.where((_T.c.updated_at < cut[0]) | ((_T.c.updated_at == cut[0]) & (_T.c.id <= cut[1])))
+    victims = set(connection.execute(query.order_by(_T.c.id).limit(_PRUNE_BATCH).with_for_update()).scalars())
     if not victims:
         return PruneReport()
     ids = sorted(victims)

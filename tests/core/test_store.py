@@ -618,3 +618,17 @@ StoreAgainstDict.TestCase.settings = settings(
     max_examples=50, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 TestStoreAgainstDict = StoreAgainstDict.TestCase
+
+
+def test_put_many_is_all_or_nothing(store: ResourceStore) -> None:
+    first = store.put(ghost("a"))
+    stale = ghost("a", prompt="changed")
+    stale.metadata.resource_version = str(version(first) + 100)
+    with pytest.raises(ConflictError):
+        store.put_many([ghost("b"), stale, ghost("c")])
+    assert store.get("Ghost", "b") is None
+    assert store.get("Ghost", "c") is None
+    assert store.get("Ghost", "a").spec.system_prompt == "p"  # type: ignore[union-attr]
+    stored = store.put_many([ghost("b"), ghost("c", prompt="q")])
+    assert [r.name for r in stored] == ["b", "c"]
+    assert version(stored[0]) < version(stored[1])

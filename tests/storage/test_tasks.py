@@ -321,12 +321,13 @@ def test_prune_by_count_keeps_the_newest_finished(store: SqlStore) -> None:
     assert len(store.events(waiting.id)) == 2
 
 
-def test_prune_with_both_rules_removes_what_either_names(store: SqlStore) -> None:
+def test_prune_with_both_rules_removes_only_what_both_name(store: SqlStore) -> None:
     old = finish(store, new_task(store))
     cutoff = datetime.now(UTC)
     newer = [finish(store, new_task(store)) for _ in range(3)]
-    assert store.prune(older_than=cutoff, keep_last=2).tasks == 2  # `old` by age, newer[0] by count
-    assert {t.id for t in store.list_tasks()} == {newer[1].id, newer[2].id}
+    assert store.prune(older_than=cutoff, keep_last=5).tasks == 0  # `old` is among the newest five: it stays
+    assert store.prune(older_than=cutoff, keep_last=2).tasks == 1  # only `old` is both old and beyond the newest two
+    assert {t.id for t in store.list_tasks()} == {t.id for t in newer}
     assert old.id not in {t.id for t in store.list_tasks()}
 
 
