@@ -36,9 +36,11 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The main job, as far as the library goes today: check every example, then plan the pipeline Task.
+    """The main job, as far as the library goes today: check every example, apply them to the embedded SQLite store
+    (kept in .nox/demo/home for the demo), list what is stored, and plan the pipeline Task from the store.
     (Running it end to end comes with the engine, issue 4, and the local model, issue 5.)"""
     session.install("-e", ".")
+    env = {"WEGENT_HOME": f"{session.virtualenv.location}/home"}
     examples = [
         "examples/common",
         "examples/solo",
@@ -47,7 +49,7 @@ def demo(session: nox.Session) -> None:
         "examples/coordinate",
         "examples/collaborate",
     ]
-    session.run("wegent", "validate", "--strict", "-f", *examples)
-    session.run(
-        "wegent", "plan", "-f", "examples/common", "examples/pipeline", "--task", "add-rate-limiter", *session.posargs
-    )
+    session.run("wegent", "validate", "--strict", "-f", *examples, env=env)
+    session.run("wegent", "apply", "-f", *examples, env=env)
+    session.run("wegent", "get", "teams", "-o", "wide", env=env)
+    session.run("wegent", "plan", "--task", "add-rate-limiter", *session.posargs, env=env)
