@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import copy
 import difflib
-import gc
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ import pydantic
 from yaml.nodes import Node, SequenceNode
 
 from ._errors import Problem, ValidationError
+from ._gc import collector_paused
 from ._resources import KINDS, Resource, Schema
 from ._yaml import YamlError, check_shape, compose, line_of, needs_shape_check, parse_stream, to_yaml
 
@@ -52,7 +51,7 @@ def load(*paths: str | Path, strict: bool = False) -> ResourceSet:
     Raises `ValidationError` listing every problem of every document; `strict` also reports unknown fields.
     """
     loader = _Loader(strict)
-    with _collector_paused():
+    with collector_paused():
         for path in _expand(paths, loader):
             loader.read_file(path)
     return loader.finish()
@@ -68,7 +67,7 @@ def loads(
             content = content.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ValidationError([Problem(f"not UTF-8 text: {exc.reason} at byte {exc.start}", source)]) from None
-    with _collector_paused():
+    with collector_paused():
         if isinstance(content, str):
             loader.read_text(content, source)
         else:
@@ -307,19 +306,6 @@ def _unknown_in(value: Any, path: str) -> Iterator[tuple[str, str, list[str]]]:
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector: a load allocates millions of acyclic objects, and the collector's passes
-    over them cost about a fifth of a large load."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _expand(paths: Sequence[str | Path], loader: _Loader) -> Iterator[Path]:

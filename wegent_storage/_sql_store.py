@@ -16,12 +16,11 @@ and errors, through the same helpers. How it gets there:
 from __future__ import annotations
 
 import builtins
-import gc
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +31,7 @@ from sqlalchemy.types import NullType
 
 from wegent_core._config import data_dir, is_default_store
 from wegent_core._errors import ConflictError, NotFoundError, StoreError
+from wegent_core._gc import collector_paused
 from wegent_core._resources import KINDS, Resource, TaskState
 from wegent_core._selectors import LabelSelector
 from wegent_core._store import SelectorLike, check_version, not_found, same_content
@@ -187,7 +187,7 @@ class SqlStore:
             rows = [row for row in rows if wanted.matches(row[-1])]
         # Sorted here, not by the database: collations differ, and the memory store sorts by code point.
         rows.sort(key=lambda row: (row[0], row[2], row[1]))
-        with _collector_paused():
+        with collector_paused():
             return [self._load(*row[2:7]) for row in rows]
 
     def put(self, resource: Resource) -> Resource:
@@ -206,7 +206,7 @@ class SqlStore:
 
         if not batch:
             return []
-        with _collector_paused():
+        with collector_paused():
             return self._run(work, write=True)
 
     def delete(
@@ -402,7 +402,7 @@ class SqlStore:
     def events(self, task_id: int, after: int = 0, limit: int | None = None) -> builtins.list[EventRecord]:
         query = sa.select(_E).where(_E.c.task_id == task_id, _E.c.seq > after).order_by(_E.c.seq).limit(limit)
         rows = self._run(lambda c: c.execute(query).all(), write=False)
-        with _collector_paused():
+        with collector_paused():
             return [
                 EventRecord(
                     task_id=row.task_id,
@@ -496,19 +496,6 @@ def _utc(value: datetime | str) -> datetime:
     """A stored timestamp (naive UTC; SQLite gives it as text) as an aware UTC datetime."""
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment.replace(tzinfo=UTC)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while many acyclic objects are made (as the loader does): its passes over
-    them would cost a third of a large list."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _prepare_file(path: Path, url: str, *, create: bool) -> None:
