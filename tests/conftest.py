@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import settings
@@ -26,3 +27,31 @@ def _private_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+RunTogether = Callable[[int, Callable[[int], None]], None]
+
+
+@pytest.fixture
+def run_together() -> RunTogether:
+    """Run `work(0..n-1)` in n threads released together by a barrier; any thread's error fails the test."""
+
+    def run(workers: int, work: Callable[[int], None]) -> None:
+        barrier = threading.Barrier(workers)
+        errors: list[BaseException] = []
+
+        def one(index: int) -> None:
+            barrier.wait()
+            try:
+                work(index)
+            except BaseException as error:  # reported in the test's thread
+                errors.append(error)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+
+    return run

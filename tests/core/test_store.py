@@ -426,26 +426,9 @@ def test_fallback_kinds_are_the_shareable_kinds() -> None:
 # --- thread safety ------------------------------------------------------------------------------------------------
 
 
-def _run_together(workers: int, work: Callable[[int], None]) -> None:
-    barrier = threading.Barrier(workers)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            work(index)
-        except BaseException as error:  # report it in the test thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-
-
-def test_concurrent_read_modify_write_loses_no_update(store: ResourceStore) -> None:
+def test_concurrent_read_modify_write_loses_no_update(
+    store: ResourceStore, run_together: Callable[[int, Callable[[int], None]], None]
+) -> None:
     store.put(ghost(count="0"))
     workers, increments = 8, 40
     versions: list[int] = []
@@ -464,12 +447,14 @@ def test_concurrent_read_modify_write_loses_no_update(store: ResourceStore) -> N
                     versions.append(version(written))
                 break
 
-    _run_together(workers, increment)
+    run_together(workers, increment)
     assert store.get("Ghost", "g").metadata.labels["count"] == str(workers * increments)
     assert len(set(versions)) == workers * increments
 
 
-def test_concurrent_puts_get_unique_versions(store: ResourceStore) -> None:
+def test_concurrent_puts_get_unique_versions(
+    store: ResourceStore, run_together: Callable[[int, Callable[[int], None]], None]
+) -> None:
     workers, each = 8, 50
     versions: list[int] = []
     lock = threading.Lock()
@@ -480,7 +465,7 @@ def test_concurrent_puts_get_unique_versions(store: ResourceStore) -> None:
         with lock:
             versions.extend(mine)
 
-    _run_together(workers, put_many)
+    run_together(workers, put_many)
     assert len(set(versions)) == workers * each
     assert len(store.list()) == workers * each
 

@@ -3,7 +3,6 @@ with its gap-free sequence numbers, and pruning."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -26,25 +25,6 @@ def new_task(store: SqlStore, **fields: object) -> TaskRecord:
 
 def finish(store: SqlStore, task: TaskRecord, status: TaskState = TaskState.COMPLETED) -> TaskRecord:
     return store.update_task(task.id, task.version, status=status)
-
-
-def run_together(workers: int, work: Callable[[int], None]) -> None:
-    barrier = threading.Barrier(workers)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            work(index)
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
 
 
 # --- tasks --------------------------------------------------------------------------------------------------------
@@ -139,7 +119,9 @@ def test_invalid_changes_are_refused(store: SqlStore) -> None:
     assert store.get_task(task.id).version == 1
 
 
-def test_concurrent_optimistic_updates_lose_nothing(store: SqlStore) -> None:
+def test_concurrent_optimistic_updates_lose_nothing(
+    store: SqlStore, run_together: Callable[[int, Callable[[int], None]], None]
+) -> None:
     task = new_task(store)
     workers, each = 4, 10
 
@@ -261,7 +243,9 @@ def test_returned_events_are_copies(store: SqlStore) -> None:
     assert store.events(task.id)[0].data == {"nested": {"k": "v"}}
 
 
-def test_concurrent_appenders_get_gap_free_numbers(store: SqlStore) -> None:
+def test_concurrent_appenders_get_gap_free_numbers(
+    store: SqlStore, run_together: Callable[[int, Callable[[int], None]], None]
+) -> None:
     task = new_task(store)
     workers, each = 8, 25
     seen: dict[int, list[int]] = {}
