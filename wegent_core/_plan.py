@@ -35,9 +35,18 @@ def is_secret_header(name: object) -> bool:
     return isinstance(name, str) and (name.lower() in _SECRET_HEADERS or is_secret_key(name.replace("-", "_")))
 
 
+# MCP configs also hold `${{task_token}}`-style templates that the runtime fills in per request.
+TEMPLATE = re.compile(r"\$\{\{[^{}]*\}\}")
+
+
+def only_placeholders(value: str) -> bool:
+    """Whether the text is nothing but `${ENV}` and `${{path}}` placeholders (and blanks): it holds no secret."""
+    return not TEMPLATE.sub("", PLACEHOLDER.sub("", value)).strip()
+
+
 def redact(value: Any) -> Any:
-    """A literal secret becomes `***`; a `${ENV}` placeholder is shown as written (it holds no secret)."""
-    if isinstance(value, str) and value and not PLACEHOLDER.fullmatch(value.strip()):
+    """A literal secret becomes `***`; placeholders are shown as written (they hold no secret)."""
+    if isinstance(value, str) and value and not only_placeholders(value):
         return REDACTED
     return value
 
@@ -210,7 +219,3 @@ class ExecutionPlan(PlanModel):
     limits: TeamLimits
     labels: dict[str, str] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
-
-    @property
-    def leader_member(self) -> MemberPlan:
-        return self.members[self.leader]

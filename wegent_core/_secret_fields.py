@@ -13,14 +13,12 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ._plan import PLACEHOLDER, REDACTED, is_secret_header, is_secret_key
+from ._plan import REDACTED, is_secret_header, is_secret_key, only_placeholders
 from ._resolve import unwrap_mcp_servers
 from ._resources import Ghost, Model, Resource, Skill
 
 # Encrypted values (written by a store) look like `enc:v1:<key id>:<data>`; any version counts as encrypted.
 _ENCRYPTED = re.compile(r"enc:v[0-9]+:")
-# MCP servers also hold `${{task_token}}`-style templates that the runtime fills in per request: no secret either.
-_TEMPLATE = re.compile(r"\$\{\{[^{}]*\}\}")
 
 
 def is_encrypted(value: Any) -> bool:
@@ -36,7 +34,7 @@ def holds_secret(value: Any) -> bool:
     """A plaintext secret: a non-blank string that is not encrypted and not made only of `${ENV}` placeholders."""
     if not isinstance(value, str) or not value.strip() or is_encrypted(value):
         return False
-    return bool(_TEMPLATE.sub("", PLACEHOLDER.sub("", value)).strip())
+    return not only_placeholders(value)
 
 
 def _secret_slots(resource: Resource) -> list[_Slot]:
