@@ -46,7 +46,7 @@ from ._resources import (
 from ._schema import json_schema
 from ._secret_fields import redact_resource
 from ._selectors import LabelSelector
-from ._store import PUBLIC_NAMESPACE, ResourceStore, lookup
+from ._store import PUBLIC_NAMESPACE, ResourceStore, SchemaStatus, StoreSchema, lookup
 from ._task_store import EventRecord, PruneReport, SubtaskRecord, TaskRecord, TaskStore
 from ._yaml import to_yaml
 
@@ -85,11 +85,13 @@ __all__ = [
     "Resource",
     "ResourceSet",
     "ResourceStore",
+    "SchemaStatus",
     "Shell",
     "ShellPlan",
     "Skill",
     "SkillPlan",
     "StoreError",
+    "StoreSchema",
     "SubtaskRecord",
     "SubtaskState",
     "Task",

@@ -49,6 +49,12 @@ def register_stores(register: Register) -> None:
 
 
 @hookspec
+def register_store_schemas(register: Register) -> None:
+    """Schema managers of stores whose database has a versioned schema, by the same URL schemes as the stores.
+    `factory(url: str)` returns a `StoreSchema`, which `wegent db current` and `wegent db upgrade` use."""
+
+
+@hookspec
 def register_knowledge_backends(register: Register) -> None:
     """Knowledge backends that index documents and answer queries (`chromadb`, ...)."""
 

@@ -77,6 +77,7 @@ POINTS = (
     _Point("register_sandboxes", "sandboxes", "sandbox"),
     _Point("register_model_providers", "model_providers", "model provider"),
     _Point("register_stores", "stores", "store"),
+    _Point("register_store_schemas", "store_schemas", "store schema"),
     _Point("register_knowledge_backends", "knowledge_backends", "knowledge backend"),
     _Point("register_tools", "tools", "tool"),
 )
@@ -128,6 +129,7 @@ class Plugins:
     sandboxes: Registry
     model_providers: Registry
     stores: Registry
+    store_schemas: Registry
     knowledge_backends: Registry
     tools: Registry
 
@@ -188,14 +190,15 @@ class Plugins:
     def open_store(self, url: str) -> Any:
         """Open a store by URL, choosing the store factory by scheme (`memory://`, `sqlite:///x.db`,
         `postgresql+psycopg://...` tries `postgresql+psycopg`, then `postgresql`)."""
-        scheme, sep, _ = url.partition("://")
-        if not sep or not scheme:
-            raise PluginError(f"not a store URL: {url!r} (expected scheme://..., such as memory://)")
-        scheme = scheme.lower()
-        for candidate in (scheme, scheme.split("+", 1)[0]):
-            if candidate in self.stores:
-                return self.stores[candidate].factory(url)
-        return self.stores[scheme].factory(url)  # raises the explanatory PluginError
+        return _by_scheme(self.stores, url).factory(url)
+
+    def store_schema(self, url: str) -> Any:
+        """The `StoreSchema` of the store at `url`, chosen by scheme as `open_store` chooses the store. A store
+        registered with no schema manager keeps no versioned schema: `PluginError` says so."""
+        scheme = _by_scheme(self.stores, url).name  # an unknown store fails here, with the store's explanation
+        if scheme not in self.store_schemas:
+            raise PluginError(f"the {scheme!r} store has no schema to manage: it needs no `wegent db upgrade`")
+        return self.store_schemas[scheme].factory(url)
 
     # --- loading --------------------------------------------------------------------------------------------------
 
@@ -326,6 +329,17 @@ def _env_blocked() -> list[str]:
 
 def _hook_names(pm: pluggy.PluginManager, plugin: object) -> tuple[str, ...]:
     return tuple(sorted(caller.name for caller in pm.get_hookcallers(plugin) or ()))
+
+
+def _by_scheme(registry: Registry, url: str) -> Registration:
+    scheme, sep, _ = url.partition("://")
+    if not sep or not scheme:
+        raise PluginError(f"not a store URL: {url!r} (expected scheme://..., such as memory://)")
+    scheme = scheme.lower()
+    for candidate in (scheme, scheme.split("+", 1)[0]):
+        if candidate in registry:
+            return registry[candidate]
+    return registry[scheme]  # raises the explanatory PluginError
 
 
 def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> str:

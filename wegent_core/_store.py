@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Mapping
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
 
 from ._errors import ConflictError, NotFoundError
 from ._resources import Resource
@@ -23,6 +24,7 @@ PUBLIC_NAMESPACE = "public"
 FALLBACK_KINDS = frozenset({"Ghost", "Model", "Shell", "Bot", "Team", "Skill"})
 
 SelectorLike = str | LabelSelector | Mapping[str, str]
+SchemaState = Literal["current", "empty", "old", "newer"]
 
 
 @runtime_checkable
@@ -110,3 +112,30 @@ def check_version(current: Resource | None, key: tuple[str, str, str], expected:
         raise ConflictError(
             f"{kind} {namespace}/{name} was changed since it was read (resource version {expected}, now {actual})"
         )
+
+
+# --- schemas ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaStatus:
+    """Where a store's database schema stands: `wegent db current` shows it, `wegent db upgrade` moves it."""
+
+    current: str | None  # the database's revision; None if it has no schema yet
+    head: str  # the newest revision the store's code knows
+    state: SchemaState  # "empty" and "old" can be upgraded; "newer" needs a newer store
+
+
+@runtime_checkable
+class StoreSchema(Protocol):
+    """The schema of one store's database, for stores that have one (registered with `register_store_schemas`)."""
+
+    location: str  # the store URL with any password hidden, for messages
+
+    def status(self) -> SchemaStatus:
+        """The schema's revision, without changing anything (a database that does not exist yet is "empty")."""
+        ...
+
+    def upgrade(self) -> SchemaStatus:
+        """Create or upgrade the schema to the head revision (refusing a newer one); the status afterwards."""
+        ...

@@ -494,10 +494,6 @@ def _delete_data(plan: _DeletePlan, dry_run: bool) -> dict[str, Any]:
 # --- db -----------------------------------------------------------------------------------------------------------
 
 
-# Schema migrations are particular to the SQL store, and no plugin hook covers them: these two commands use
-# wegent_storage directly.
-
-
 UPGRADABLE = ("empty", "old")
 SCHEMA_STATES = {
     "current": "up to date",
@@ -508,39 +504,42 @@ SCHEMA_STATES = {
 
 
 def db_current(args: argparse.Namespace) -> int:
-    from wegent_storage._migrate import check
-
     as_json = args.output == "json"
     try:
-        with _database(args.store) as (engine, where):
-            status = None if engine is None else check(engine)
+        schema = _plugins().store_schema(args.store or default_store_url())
+        status = schema.status()
     except WegentError as exc:
         return _report_error(exc, as_json)
-    current, head = (status.current, status.head) if status else (None, _head())
-    state = status.state if status else "empty"
+    where = schema.location
     if as_json:
         _print_json(
-            {"store": where, "current": current, "head": head, "state": state, "upgrade_needed": state in UPGRADABLE}
+            {
+                "store": where,
+                "current": status.current,
+                "head": status.head,
+                "state": status.state,
+                "upgrade_needed": status.state in UPGRADABLE,
+            }
         )
         return 0
-    status_text = SCHEMA_STATES[state].format(where=where)
-    rows = [("store", where), ("current", current or NONE), ("head", head), ("status", status_text)]
+    status_text = SCHEMA_STATES[status.state].format(where=where)
+    rows = [("store", where), ("current", status.current or NONE), ("head", status.head), ("status", status_text)]
     print("\n".join(_aligned(rows)))
     return 0
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
-    from wegent_storage._migrate import check, upgrade
-
     as_json = args.output == "json"
     try:
-        with _database(args.store, create=True) as (engine, where):
-            before = check(engine)
-            if before.state in UPGRADABLE:
-                upgrade(engine)
-            after = check(engine)
+        schema = _plugins().store_schema(args.store or default_store_url())
+        before = schema.status()
+        if before.state == "newer":
+            newer = SCHEMA_STATES["newer"]
+            raise StoreError(f"{schema.location}: {newer} (schema {before.current}, head {before.head})")
+        after = schema.upgrade()
     except WegentError as exc:
         return _report_error(exc, as_json)
+    where = schema.location
     if as_json:
         _print_json({"store": where, "from": before.current, "to": after.current, "head": after.head})
     elif before.current == after.current:
@@ -548,41 +547,6 @@ def db_upgrade(args: argparse.Namespace) -> int:
     else:
         print(f"upgraded {where} from {before.current or 'an empty database'} to {after.current}")
     return 0
-
-
-@contextmanager
-def _database(url: str | None, create: bool = False) -> Iterator[tuple[Any, str]]:
-    """An engine on the SQL database (no store, so no schema check), and its URL without the password. A SQLite file
-    that does not exist yet is created only if `create`; else the engine is None."""
-    import sqlalchemy as sa
-
-    from wegent_storage._engine import create_engine, parse_url, safe_url, sqlite_file, store_error
-
-    url = url or default_store_url()
-    try:
-        parsed = parse_url(url)
-    except StoreError as exc:
-        raise StoreError(f"wegent db works on SQL stores only: {exc}") from None
-    where = safe_url(url)  # as the user wrote it, less the password (parsed, it names the driver too)
-    path = sqlite_file(parsed)
-    if path is not None and not path.exists():
-        if not create:
-            yield None, where
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed)
-    try:
-        yield engine, where
-    except sa.exc.DBAPIError as exc:  # cannot connect, no such database, no permission: not a bug of ours
-        raise store_error(exc, parsed) from exc
-    finally:
-        engine.dispose()
-
-
-def _head() -> str:
-    from wegent_storage._migrate import head
-
-    return head()
 
 
 # --- prune --------------------------------------------------------------------------------------------------------

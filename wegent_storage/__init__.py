@@ -12,7 +12,7 @@ from typing import Any
 
 _EXPORTS = {
     "SqlStore": "._sql_store",
-    "SchemaStatus": "._migrate",
+    "SqlSchema": "._migrate",
     "SecretBox": "._secrets",
     "SecretKeyError": "._secrets",
     "seal": "._secrets",

@@ -1,14 +1,15 @@
 """Schema migrations: alembic, configured in code (no alembic.ini), with the scripts shipped inside the package.
 
-`wegent db upgrade` and `wegent db current` call `upgrade` and `current`; `SqlStore.open` calls `ensure`, which
-uses `check`.
+`SqlSchema` is the SQL store's `StoreSchema` (what `wegent db current` and `wegent db upgrade` use, through the
+plugin); `SqlStore.open` calls `ensure`, which uses `check`.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -17,22 +18,16 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from wegent_core._errors import StoreError
+from wegent_core._store import SchemaStatus
 
-from ._engine import begin, safe_url
+from ._engine import begin, create_engine, parse_url, safe_url, sqlite_file, store_error
 from ._tables import VERSION_TABLE
 
 SCRIPT_LOCATION = "wegent_storage:migrations"
 _LOCK_NAME = "wegent_migrate"
 _LOCK_KEY = 0x7765_6765_6E74  # "wegent", for pg_advisory_xact_lock
 
-State = Literal["current", "empty", "old", "newer"]
-
-
-@dataclass(frozen=True, slots=True)
-class SchemaStatus:
-    current: str | None  # the database's revision; None if it has no wegent schema yet
-    head: str  # the newest revision this wegent knows
-    state: State
+T = TypeVar("T")
 
 
 def config() -> Config:
@@ -143,3 +138,45 @@ def _lock(connection: sa.Connection) -> None:
 def _unlock(connection: sa.Connection) -> None:
     if connection.dialect.name in ("mysql", "mariadb"):  # a session lock; PostgreSQL's ends with the transaction
         connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": _LOCK_NAME})
+
+
+class SqlSchema:
+    """The `StoreSchema` of a SQL store URL. Opens no store (so it works on any schema revision) and creates a
+    SQLite file only to upgrade it."""
+
+    def __init__(self, url: str) -> None:
+        self._url = parse_url(url)
+        self.location = safe_url(url)  # as the user wrote it, less the password (parsed, it names the driver too)
+
+    def status(self) -> SchemaStatus:
+        path = sqlite_file(self._url)
+        if path is not None and not path.exists():
+            return SchemaStatus(None, head(), "empty")
+        return self._with_engine(check)
+
+    def upgrade(self) -> SchemaStatus:
+        path = sqlite_file(self._url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+        def work(engine: sa.Engine) -> SchemaStatus:
+            if check(engine).state in ("empty", "old"):
+                upgrade(engine)
+            return check(engine)
+
+        return self._with_engine(work)
+
+    def _with_engine(self, work: Callable[[sa.Engine], T]) -> T:
+        with _engine(self._url) as engine:
+            return work(engine)
+
+
+@contextmanager
+def _engine(url: sa.URL) -> Iterator[sa.Engine]:
+    engine = create_engine(url)
+    try:
+        yield engine
+    except sa.exc.DBAPIError as error:  # cannot connect, no such database, no permission: not a bug of ours
+        raise store_error(error, url) from error
+    finally:
+        engine.dispose()

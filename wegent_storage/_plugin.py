@@ -25,7 +25,20 @@ def open_store(url: str) -> Any:
     return SqlStore.open(url)
 
 
+def store_schema(url: str) -> Any:
+    """The schema of the SQL database at `url`, for `wegent db`."""
+    from ._migrate import SqlSchema
+
+    return SqlSchema(url)
+
+
 @hookimpl
 def register_stores(register: Register) -> None:
     for scheme, description in _SCHEMES.items():
         register(scheme, open_store, description=description)
+
+
+@hookimpl
+def register_store_schemas(register: Register) -> None:
+    for scheme in _SCHEMES:
+        register(scheme, store_schema, description="alembic migrations shipped in wegent_storage")

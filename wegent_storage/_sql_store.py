@@ -52,6 +52,7 @@ from ._engine import (
 from ._tables import FINISHED, RESOURCE_VERSION, RawJson, counters, events, resources, subtasks, tasks
 
 T = TypeVar("T")
+Key = tuple[str, str, str]  # (namespace, kind, name), as `Resource.key`
 EventItem = tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], int | None]
 
 _R, _T, _S, _E = resources, tasks, subtasks, events
@@ -73,6 +74,11 @@ _BY_KEY = (
 )
 _GET = sa.select(*_LOADED).where(_BY_KEY)
 _FIND = sa.select(_R.c.id, *_LOADED).where(_BY_KEY)
+_FIND_NAMES = sa.select(_R.c.id, _R.c.name, *_LOADED).where(
+    (_R.c.namespace == sa.bindparam("namespace"))
+    & (_R.c.kind == sa.bindparam("kind"))
+    & _R.c.name.in_(sa.bindparam("names", expanding=True))
+)
 _INSERT = sa.insert(_R)
 _UPDATE = sa.update(_R).where(_R.c.id == sa.bindparam("row_id"))
 _DELETE = sa.delete(_R).where(_R.c.id == sa.bindparam("row_id"))
@@ -95,6 +101,7 @@ _SEALED_MARK = "enc:v"  # every sealed value starts so: a body without it has no
 # Task and subtask columns; the rest of each record is the row's `data` JSON.
 _TASK_COLUMNS = frozenset({"id", "namespace", "name", "status", "version", "created_at", "updated_at"})
 _SUBTASK_COLUMNS = frozenset({"id", "task_id", "message_id", "status"})
+_LOOKUP_BATCH = 500  # names per lookup query: far below every backend's limit on bound parameters
 _PRUNE_BATCH = 500  # tasks per pruning transaction: every write stays short
 
 
@@ -197,17 +204,10 @@ class SqlStore:
         """Put each resource, in order, in one transaction: all are stored or none is (a conflict stops the batch).
         The results are what `put` would have returned one by one."""
         batch = builtins.list(resources)
-
-        def work(connection: sa.Connection) -> builtins.list[Resource]:
-            revision = _Revision(connection, lock_first=self._lock_revision_first)
-            stored = [self._put(connection, revision, resource) for resource in batch]
-            revision.save()
-            return stored
-
         if not batch:
             return []
         with collector_paused():
-            return self._run(work, write=True)
+            return self._run(lambda connection: self._put_batch(connection, batch), write=True)
 
     def delete(
         self, kind: str, name: str, namespace: str = "default", *, resource_version: str | None = None
@@ -225,30 +225,58 @@ class SqlStore:
 
         return self._run(work, write=True)
 
-    def _put(self, connection: sa.Connection, revision: _Revision, resource: Resource) -> Resource:
-        namespace, kind, name = key = resource.key
-        row = connection.execute(_FIND, {"namespace": namespace, "kind": kind, "name": name}).first()
-        current = None if row is None else self._load(*row[1:])
-        check_version(current, key, resource.metadata.resource_version)
-        if current is not None and same_content(current, resource):
-            return current  # unchanged: same version, same timestamps
-        stored = resource.clone()
-        meta = stored.metadata
-        meta.resource_version = str(revision.next())
-        meta.updated_at = now = datetime.now(UTC)
-        meta.created_at = now if current is None else current.metadata.created_at
-        values = {
-            "resource_version": revision.value,
-            "created_at": meta.created_at,
-            "updated_at": now,
-            "labels": dict(meta.labels),
-            "body": RawJson(self._seal(resource).model_dump_json(exclude=_MANAGED_FIELDS)),
-        }
-        if row is None:
-            connection.execute(_INSERT, {"namespace": namespace, "kind": kind, "name": name, **values})
-        else:
-            connection.execute(_UPDATE, {"row_id": row[0], **values})
-        return stored
+    def _put_batch(self, connection: sa.Connection, batch: builtins.list[Resource]) -> builtins.list[Resource]:
+        # The stored rows are read in a few queries and the changes written with one executemany each for inserts
+        # and updates: a statement per resource would cost more than all the rest.
+        revision = _Revision(connection, lock_first=self._lock_revision_first)
+        found = self._find_many(connection, {resource.key for resource in batch})
+        inserts: dict[Key, dict[str, Any]] = {}
+        updates: dict[Key, dict[str, Any]] = {}
+        stored_batch = []
+        for resource in batch:
+            key = resource.key
+            row_id, current, current_body = found.get(key, (None, None, None))
+            check_version(current, key, resource.metadata.resource_version)
+            body = self._seal(resource).model_dump_json(exclude=_MANAGED_FIELDS)
+            if current is not None and _unchanged(resource, body, current, current_body):
+                stored_batch.append(current)  # unchanged: same version, same timestamps
+                continue
+            version, now = revision.next(), datetime.now(UTC)
+            created_at = now if current is None else current.metadata.created_at
+            stored = self._load(key[1], version, created_at, now, body)  # a copy: cheaper parsed than cloned
+            values = {
+                "resource_version": version,
+                "created_at": created_at,
+                "updated_at": now,
+                "labels": dict(resource.metadata.labels),
+                "body": RawJson(body),
+            }
+            if row_id is None:
+                inserts[key] = {"namespace": key[0], "kind": key[1], "name": key[2], **values}
+            else:
+                updates[key] = {"row_id": row_id, **values}
+            found[key] = (row_id, stored, body)  # a later put of the same key in this batch sees this one
+            stored_batch.append(stored)
+        if inserts:
+            connection.execute(_INSERT, builtins.list(inserts.values()))
+        if updates:
+            connection.execute(_UPDATE, builtins.list(updates.values()))
+        revision.save()
+        return stored_batch
+
+    def _find_many(self, connection: sa.Connection, keys: set[Key]) -> dict[Key, tuple[int, Resource, str]]:
+        """The stored row id, resource and body of each of `keys` that is stored."""
+        found = {}
+        names: dict[tuple[str, str], builtins.list[str]] = {}
+        for namespace, kind, name in sorted(keys):
+            names.setdefault((namespace, kind), []).append(name)
+        for (namespace, kind), group in names.items():
+            for start in range(0, len(group), _LOOKUP_BATCH):
+                chunk = group[start : start + _LOOKUP_BATCH]
+                query = {"namespace": namespace, "kind": kind, "names": chunk}
+                for row in connection.execute(_FIND_NAMES, query):
+                    found[namespace, kind, row.name] = (row.id, self._load(*row[2:]), row.body)
+        return found
 
     def _load(self, kind: str, version: int, created_at: Any, updated_at: Any, body: str) -> Resource:
         try:  # the validator itself: `model_validate_json` only adds a Python call per resource
@@ -490,6 +518,16 @@ class _Revision:
     def save(self) -> None:
         if self.value != self._saved:
             self._connection.execute(_SAVE_REVISION, {"revision": self.value})
+
+
+def _unchanged(resource: Resource, body: str, stored: Resource, stored_body: str) -> bool:
+    """Whether `resource`, whose body is `body`, says what the stored one says: the same text, else the same JSON
+    (keys may come in another order). Sealed bodies differ in their nonces, so for them the resources decide."""
+    if body == stored_body:
+        return True
+    if _SEALED_MARK in body or _SEALED_MARK in stored_body:
+        return same_content(stored, resource)
+    return json.loads(body) == json.loads(stored_body)
 
 
 def _utc(value: datetime | str) -> datetime:

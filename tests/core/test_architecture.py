@@ -1,11 +1,17 @@
-"""The dependency rule of the design: wegent_core needs only pydantic, pluggy, anyio and PyYAML."""
+"""The dependency rule of the design: wegent_core needs only pydantic, pluggy, anyio and PyYAML, and the other
+packages reach each other only through wegent_core's plugins."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
 from importlib.metadata import packages_distributions
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = {"wegent", "wegent_core", "wegent_runtimes", "wegent_storage", "wegent_server"}
 
 # The four, and what they themselves need.
 ALLOWED = {
@@ -46,3 +52,23 @@ def test_the_facade_is_wegent_core() -> None:
 
     assert wegent.__all__ == wegent_core.__all__
     assert all(getattr(wegent, name) is getattr(wegent_core, name) for name in wegent_core.__all__)
+
+
+def wegent_imports(package: str) -> dict[str, set[str]]:
+    """The other wegent packages each module of `package` imports, read from the source (so lazy imports count)."""
+    found = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        names |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and not node.level}
+        others = {name.split(".")[0] for name in names} & PACKAGES - {package}
+        if others:
+            found[str(path.relative_to(ROOT))] = others
+    return found
+
+
+def test_packages_reach_each_other_only_through_core() -> None:
+    """server, runtimes and storage import wegent_core and nothing else of wegent: the rest only through plugins."""
+    for package in ("wegent_server", "wegent_runtimes", "wegent_storage"):
+        offending = {path: others - {"wegent_core"} for path, others in wegent_imports(package).items()}
+        assert not {path: others for path, others in offending.items() if others}, package

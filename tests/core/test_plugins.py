@@ -463,6 +463,31 @@ def test_open_store_chooses_the_factory_by_scheme() -> None:
         plugins.open_store("just-a-path.db")
 
 
+def test_store_schema_is_found_by_the_store_scheme() -> None:
+    class SchemaPlugin:
+        @hookimpl
+        def register_store_schemas(self, register: Any) -> None:
+            register("versioned", lambda url: ("schema of", url))
+
+    plugins = Plugins.load(entry_points=False)
+    plugins.register(store_plugin("versioned"))
+    plugins.register(store_plugin("plain"))
+    plugins.register(SchemaPlugin())
+    assert plugins.store_schema("versioned+driver://db") == ("schema of", "versioned+driver://db")
+    with pytest.raises(PluginError, match="the 'plain' store has no schema to manage"):
+        plugins.store_schema("plain://x")
+    with pytest.raises(PluginError, match="no store registered for 'redis'"):
+        plugins.store_schema("redis://localhost")
+
+
+def test_the_sql_store_schema_comes_through_the_real_entry_point(tmp_path: Path) -> None:
+    pytest.importorskip("wegent_storage")
+    schema = Plugins.load().store_schema(f"sqlite:///{tmp_path}/new.db")
+    assert (schema.status().state, (tmp_path / "new.db").exists()) == ("empty", False)  # looking creates nothing
+    after = schema.upgrade()
+    assert (after.state, after.current) == ("current", after.head)
+
+
 def test_plugin_modules_import_no_other_wegent_package() -> None:
     for name in ("_plugins.py", "_schema.py"):
         tree = ast.parse((CORE / name).read_text())

@@ -705,7 +705,7 @@ def test_db_current_and_upgrade_on_a_fresh_file(run: Wegent, tmp_path: Path) -> 
 def test_db_on_a_store_without_schema(run: Wegent) -> None:
     result = run("db", "current", "--store", "memory://")
     assert result.code == 1
-    assert "SQL stores only" in result.err
+    assert "the 'memory' store has no schema to manage" in result.err
     assert run("db").code == 2
 
 

@@ -16,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 
 from wegent_core._errors import StoreError
 from wegent_core._resources import Ghost
+from wegent_core._store import SchemaStatus
 from wegent_core._task_store import TaskRecord
 from wegent_storage import _migrate, _tables
 from wegent_storage._engine import create_engine, parse_url
@@ -187,7 +188,7 @@ def test_an_empty_server_database_is_set_up_only_when_asked(backend: str, make_d
 
 
 def test_the_password_is_hidden_in_messages() -> None:
-    status = _migrate.SchemaStatus(None, "0002", "empty")
+    status = SchemaStatus(None, "0002", "empty")
     message = _migrate._upgrade_needed(parse_url("postgresql://u:hunter2@h/db"), status)
     assert "hunter2" not in message
     assert "postgresql+psycopg://u:***@h/db" in message

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wegent_core._errors import ConflictError, NotFoundError, StoreError, WegentError
 from wegent_core._loader import load
@@ -283,6 +285,33 @@ def test_put_many_agrees_with_the_memory_store(store: SqlStore) -> None:
     assert [(r.key, r.metadata.resource_version) for r in got] == [
         (r.key, r.metadata.resource_version) for r in expected
     ]
+
+
+def test_a_put_with_keys_in_another_order_is_unchanged(store: SqlStore) -> None:
+    first = store.put(model("m", A_KEY="1", B_KEY="2"))
+    again = store.put_many([model("m", B_KEY="2", A_KEY="1")])[0]
+    assert again.metadata.resource_version == first.metadata.resource_version
+
+
+@settings(max_examples=40)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("abc"), st.sampled_from(["default", "team"]), st.sampled_from("xy")),
+        max_size=12,
+    ),
+    st.integers(min_value=1, max_value=4),
+)
+def test_batches_of_any_shape_agree_with_the_memory_store(puts: list[tuple[str, str, str]], chunks: int) -> None:
+    """Repeated keys, unchanged and changed puts, split into batches anyhow: the same results as one put at a time."""
+    memory, batch = MemoryStore(), [ghost(name, namespace, prompt) for name, namespace, prompt in puts]
+    expected = [memory.put(resource) for resource in batch]
+    with SqlStore.open("sqlite://") as sql:
+        batches = [batch[start : start + chunks] for start in range(0, len(batch), chunks)]
+        got = [stored for part in batches for stored in sql.put_many(part)]
+        assert [(r.key, r.metadata.resource_version, r.spec) for r in got] == [
+            (r.key, r.metadata.resource_version, r.spec) for r in expected
+        ]
+        assert [r.spec for r in sql.list()] == [r.spec for r in memory.list()]
 
 
 def test_a_reopened_store_has_everything_and_continues_the_versions(store: SqlStore, database_url: str) -> None:
