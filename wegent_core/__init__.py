@@ -1,13 +1,17 @@
-"""wegent_core: resources, loading, resolution, the store protocol and the plugin hooks.
+"""wegent_core: resources, loading, resolution, the store protocol, the task engine and the plugin hooks.
 
 Depends only on pydantic, pluggy, anyio and PyYAML; the other wegent packages plug in through the `wegent`
 entry-point group. Every module is private; this is the public surface.
 """
 
+from ._agent import Budget, EndTurn, Turn, TurnResult, run_turn
+from ._api import AsyncTask, AsyncWegent, TaskHandle, Wegent
 from ._apply import ApplyReport, ApplyResult, Reference, apply, dependents, references
 from ._config import data_dir, default_store_url
+from ._engine import TaskError
 from ._errors import (
     ConflictError,
+    LimitExceeded,
     NotFoundError,
     PluginError,
     Problem,
@@ -16,9 +20,43 @@ from ._errors import (
     ValidationError,
     WegentError,
 )
+from ._events import (
+    ConfirmationRequest,
+    Error,
+    Event,
+    Handoff,
+    Message,
+    SubtaskStatus,
+    TaskResumed,
+    TaskStatus,
+    TextDelta,
+    Thinking,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
 from ._hookspecs import hookimpl
+from ._lifecycle import TransitionError
 from ._loader import ResourceSet, dump, load, loads, to_document
 from ._memory_store import MemoryStore
+from ._models import (
+    ChatMessage,
+    Chunk,
+    FatalModelError,
+    ModelClient,
+    ModelError,
+    ModelRequest,
+    ModelTimeoutError,
+    RateLimitError,
+    RetryPolicy,
+    ServerError,
+    TextChunk,
+    ThinkingChunk,
+    ToolCallChunk,
+    ToolCallRequest,
+    ToolSpec,
+    UsageChunk,
+)
 from ._plan import ExecutionPlan, McpServerPlan, MemberPlan, ModelPlan, ShellPlan, SkillPlan
 from ._plugins import PluginInfo, Plugins, PluginWarning, Registration, Registry
 from ._resolve import resolve_task, resolve_team
@@ -48,6 +86,7 @@ from ._secret_fields import redact_resource
 from ._selectors import LabelSelector
 from ._store import PUBLIC_NAMESPACE, ResourceStore, SchemaStatus, StoreSchema, lookup
 from ._task_store import EventRecord, PruneReport, SubtaskRecord, TaskRecord, TaskStore
+from ._tools import FunctionTool, Tool, ToolContext, ToolError, tool
 from ._yaml import to_yaml
 
 __all__ = [
@@ -56,19 +95,37 @@ __all__ = [
     "PUBLIC_NAMESPACE",
     "ApplyReport",
     "ApplyResult",
+    "AsyncTask",
+    "AsyncWegent",
     "Bot",
+    "Budget",
+    "ChatMessage",
+    "Chunk",
     "CollaborationModel",
+    "ConfirmationRequest",
     "ConflictError",
     "ContextPassing",
+    "EndTurn",
+    "Error",
+    "Event",
     "EventRecord",
     "ExecutionPlan",
+    "FatalModelError",
+    "FunctionTool",
     "Ghost",
+    "Handoff",
     "LabelSelector",
+    "LimitExceeded",
     "McpServerPlan",
     "MemberPlan",
     "MemoryStore",
+    "Message",
     "Model",
+    "ModelClient",
+    "ModelError",
     "ModelPlan",
+    "ModelRequest",
+    "ModelTimeoutError",
     "NotFoundError",
     "ObjectMeta",
     "PluginError",
@@ -77,6 +134,7 @@ __all__ = [
     "Plugins",
     "Problem",
     "PruneReport",
+    "RateLimitError",
     "Ref",
     "Reference",
     "Registration",
@@ -85,7 +143,9 @@ __all__ = [
     "Resource",
     "ResourceSet",
     "ResourceStore",
+    "RetryPolicy",
     "SchemaStatus",
+    "ServerError",
     "Shell",
     "ShellPlan",
     "Skill",
@@ -94,14 +154,37 @@ __all__ = [
     "StoreSchema",
     "SubtaskRecord",
     "SubtaskState",
+    "SubtaskStatus",
     "Task",
+    "TaskError",
+    "TaskHandle",
     "TaskRecord",
+    "TaskResumed",
     "TaskState",
+    "TaskStatus",
     "TaskStore",
     "Team",
     "TeamLimits",
     "TeamMember",
+    "TextChunk",
+    "TextDelta",
+    "Thinking",
+    "ThinkingChunk",
+    "Tool",
+    "ToolCall",
+    "ToolCallChunk",
+    "ToolCallRequest",
+    "ToolContext",
+    "ToolError",
+    "ToolResult",
+    "ToolSpec",
+    "TransitionError",
+    "Turn",
+    "TurnResult",
+    "Usage",
+    "UsageChunk",
     "ValidationError",
+    "Wegent",
     "WegentError",
     "Workspace",
     "apply",
@@ -118,6 +201,8 @@ __all__ = [
     "references",
     "resolve_task",
     "resolve_team",
+    "run_turn",
     "to_document",
     "to_yaml",
+    "tool",
 ]

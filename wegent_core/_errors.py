@@ -6,7 +6,8 @@ WegentError
 ├── StoreError
 │   ├── NotFoundError    no such resource
 │   └── ConflictError    already exists, or the resource version is stale
-└── PluginError          a plugin failed to load, or asked-for plugin is missing
+├── PluginError          a plugin failed to load, or asked-for plugin is missing
+└── LimitExceeded        a task hit one of its Team's limits (turns, model calls, tokens, cost, time)
 """
 
 from __future__ import annotations
@@ -89,3 +90,13 @@ class ConflictError(StoreError):
 
 class PluginError(WegentError):
     """A plugin failed to load, or a requested implementation is not registered."""
+
+
+class LimitExceeded(WegentError):
+    """A structural limit of a Team (`spec.limits`) was reached; the task fails with this message."""
+
+    code = "limit"
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(f"limit {limit} reached: {message}")
+        self.limit = limit

@@ -111,6 +111,9 @@ class ModelPlan(PlanModel):
     think_config: dict[str, Any] | None = None
     env: dict[str, Any] = Field(default_factory=dict, description="The Model's env as written")
     secret_keys: list[str] = Field(default_factory=list, description="env keys marked secret (modelConfig.secretKeys)")
+    script: list[dict[str, Any]] | None = Field(
+        default=None, description="protocol scripted: the replies, in order (modelConfig.script)"
+    )
 
     @field_serializer("api_key")
     def _redact_key(self, value: str | None) -> str | None:

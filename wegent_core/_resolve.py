@@ -260,6 +260,12 @@ class _Resolver:
                 raise self.fail(hop_chain, f"the bind_model pointer chain is cyclic: {names}")
             visited.append(found)
 
+    def script(self, config: dict[str, Any], chain: list[str]) -> list[dict[str, Any]]:
+        script = config.get("script")
+        if not isinstance(script, list) or not all(isinstance(reply, dict) for reply in script):
+            raise self.fail(chain, "a scripted Model needs modelConfig.script: a list of replies")
+        return script
+
     def flatten(self, models: list[Model], selected_by: str, chain: list[str]) -> ModelPlan:
         model = models[-1]
         spec = model.spec
@@ -268,6 +274,9 @@ class _Resolver:
         model_chain = [*chain, *(self.label(m) for m in models)]
         if env is None and any(k in config for k in ("model_id", "api_key", "base_url", "model")):
             env = config  # the upstream CLI's model template writes these keys without an `env` block
+        scripted = (spec.protocol or config.get("protocol")) == SCRIPTED
+        if env is None and scripted:
+            env = {}  # a scripted model (wegent_core.testing) needs nothing but its script
         if not isinstance(env, dict):
             raise self.fail(model_chain, "Model config has no env configuration")
         provider = env.get("model") or _infer_provider(env)
@@ -308,6 +317,7 @@ class _Resolver:
             think_config=env.get("thinking_config") or env.get("thinkingConfig"),
             env=env,
             secret_keys=[k for k in config.get("secretKeys") or [] if isinstance(k, str)],
+            script=self.script(config, model_chain) if scripted else None,
         )
 
     def headers(self, config: dict[str, Any], env: dict[str, Any], chain: list[str]) -> dict[str, str]:
@@ -494,6 +504,7 @@ def resolve_task(
 
 # --- helpers ------------------------------------------------------------------------------------------------------
 
+SCRIPTED = "scripted"  # the protocol of wegent_core.testing's scripted model
 _PROTOCOL_BY_PROVIDER = {
     "openai": "openai",
     "claude": "claude",

@@ -7,12 +7,16 @@ its status, stage pointer and messages. The records mirror upstream's `tasks` an
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._resources import SubtaskState, TaskState
+
+T = TypeVar("T")
+EventItem = tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], int | None]  # (type, data[, subtask_id])
 
 
 class Record(BaseModel):
@@ -103,6 +107,15 @@ class TaskStore(Protocol):
 
     def append_event(self, task_id: int, type: str, data: dict[str, Any], subtask_id: int | None = None) -> EventRecord:
         """Append to the task's log; the sequence number is the next one of that task, even under concurrency."""
+        ...
+
+    def append_events(self, task_id: int, items: Iterable[EventItem]) -> list[EventRecord]:
+        """Append several events in one transaction, in order, with consecutive sequence numbers."""
+        ...
+
+    def batch(self, work: Callable[[], T]) -> T:
+        """Call `work`, whose calls on this store share one transaction: all their writes are stored or none is.
+        `work` may run again after a transient failure, so it must only use the store."""
         ...
 
     def events(self, task_id: int, after: int = 0, limit: int | None = None) -> list[EventRecord]:

@@ -35,7 +35,7 @@ from wegent_core._gc import collector_paused
 from wegent_core._resources import KINDS, Resource, TaskState
 from wegent_core._selectors import LabelSelector
 from wegent_core._store import SelectorLike, check_version, not_found, same_content
-from wegent_core._task_store import EventRecord, PruneReport, SubtaskRecord, TaskRecord
+from wegent_core._task_store import EventItem, EventRecord, PruneReport, SubtaskRecord, TaskRecord
 
 from . import _migrate
 from ._engine import (
@@ -53,7 +53,6 @@ from ._tables import FINISHED, RESOURCE_VERSION, RawJson, counters, events, reso
 
 T = TypeVar("T")
 Key = tuple[str, str, str]  # (namespace, kind, name), as `Resource.key`
-EventItem = tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], int | None]
 
 _R, _T, _S, _E = resources, tasks, subtasks, events
 
@@ -126,6 +125,7 @@ class SqlStore:
         # Server databases lock the version counter before reading anything, so puts and deletes are serialised
         # without deadlocks; on SQLite, BEGIN IMMEDIATE already serialises every writer.
         self._lock_revision_first = not sqlite
+        self._batch = threading.local()  # .connection: the transaction of a `batch` running in this thread
 
     @classmethod
     def open(cls, url: str, *, upgrade: bool | None = None, secrets: Any = None) -> SqlStore:
@@ -481,8 +481,26 @@ class SqlStore:
 
     # --- transactions ---------------------------------------------------------------------------------------------
 
+    def batch(self, work: Callable[[], T]) -> T:
+        """Call `work`, whose calls on this store (in this thread) share one transaction: all their writes are
+        stored or none is. On a transient failure `work` runs again from the start, so it must only use the store."""
+        if getattr(self._batch, "connection", None) is not None:
+            return work()  # already inside a batch: part of it
+
+        def run(connection: sa.Connection) -> T:
+            self._batch.connection = connection
+            try:
+                return work()
+            finally:
+                self._batch.connection = None
+
+        return self._run(run, write=True)
+
     def _run(self, work: Callable[[sa.Connection], T], *, write: bool) -> T:
         """Run `work` in one transaction, from the start again after a transient failure (busy, deadlock)."""
+        connection = getattr(self._batch, "connection", None)
+        if connection is not None:
+            return work(connection)  # inside `batch`: its transaction
         lock, engine = (self._write_lock, self.engine) if write else (self._read_lock, self.reader)
         for attempt in range(RETRIES + 1):
             try:
