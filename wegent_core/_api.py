@@ -102,8 +102,9 @@ class AsyncWegent:
     ) -> AsyncTask:
         """Start a task: `team` is a Team name (or namespace/name), or a Task resource (its team, prompt and labels).
         `model` overrides the model of bots that have none (with label forceOverrideBotModel=true, of every bot)."""
-        force = False
+        force, name = False, None
         if isinstance(team, Task):
+            name = team.name  # the run carries the Task's name
             spec = team.spec
             labels = {**team.metadata.labels, **(labels or {})}
             prompt = prompt or spec.prompt
@@ -114,7 +115,7 @@ class AsyncWegent:
         if not prompt:
             raise TaskError("a task needs a prompt")
         task_id = await self.engine.start(
-            team, prompt, namespace=namespace, model=model, force_model=force, labels=labels
+            team, prompt, namespace=namespace, model=model, force_model=force, labels=labels, name=name
         )
         return AsyncTask(self.engine, task_id)
 

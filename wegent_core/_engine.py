@@ -67,6 +67,7 @@ T = TypeVar("T")
 REST = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED, TaskState.PENDING_CONFIRMATION})
 REST |= {TaskState.DELETE}
 _FLUSH_EVERY = 0.02  # seconds: streamed deltas are written in batches at most this old
+_ORPHAN_CHECK = 1.0  # seconds without events before a follower checks that the task's process is alive
 _CLIENTS_KEPT = 1024  # model clients of recent tasks, reused by their later rounds
 _LIVE_ENGINES: set[str] = set()  # the engines open in this process, by the token their task records name
 
@@ -129,9 +130,10 @@ class Engine:
         _LIVE_ENGINES.discard(self._runner["engine"])
         self._group.cancel_scope.cancel()
         try:
-            return await self._group.__aexit__(*exc)
+            await self._group.__aexit__(None, None, None)  # an error of the caller's propagates as itself
         finally:
             self._group = None
+        return None
 
     # --- store access ---------------------------------------------------------------------------------------------
 
@@ -196,7 +198,14 @@ class Engine:
         if record.status is TaskState.PENDING_CONFIRMATION or not _runner_alive(record):
             await self._finish_cancelled(record)  # nothing is running it: cancelled at once
             return TaskState.CANCELLED
-        await self._update(record, status=TaskState.CANCELLING)  # its process sees this and stops the run
+
+        def work() -> None:  # its process sees the status and stops the run
+            task_transition(record.status, TaskState.CANCELLING)
+            self.store.update_task(record.id, record.version, status=TaskState.CANCELLING)
+            event = TaskStatus(status=TaskState.CANCELLING, stage=record.current_stage, progress=record.progress)
+            self.store.append_events(record.id, [_item(event)])
+
+        await self.db(self.store.batch, work)
         return TaskState.CANCELLING
 
     async def confirm(self, task_id: int, message: str | None = None) -> None:
@@ -265,6 +274,7 @@ class Engine:
         """The task's events after sequence number `after`: the stored ones, then live ones as they are written,
         until the task rests (finished or waiting for a confirmation) with nothing more to read."""
         await self._get(task_id)
+        idle = 0.0
         while True:
             wakeup = self._wakeups.setdefault(task_id, anyio.Event())
             records = await self.db(self.store.events, task_id, after)
@@ -273,6 +283,10 @@ class Engine:
                 yield event_from_record(record)
             if await self._resting(task_id, records):
                 return
+            idle = 0.0 if records else idle + self.poll_interval
+            if idle >= _ORPHAN_CHECK and task_id not in self._runs:
+                idle = 0.0
+                await self._check_runner(task_id)
             with anyio.move_on_after(self.poll_interval):
                 await wakeup.wait()
 
@@ -359,6 +373,15 @@ class Engine:
         if record.status not in REST:
             return False
         return not await self.db(self.store.events, task_id, records[-1].seq if records else 0, 1) if last else True
+
+    async def _check_runner(self, task_id: int) -> None:
+        """A followed task that makes no progress: raise if no process runs it any more (it would never rest)."""
+        record = await self._get(task_id)
+        if record.status not in REST and not _runner_alive(record):
+            raise TaskError(
+                f"task {task_id} is {record.status} but the process that ran it has stopped: "
+                f"`wegent resume {task_id}` carries it on"
+            )
 
     async def _watch_cancels(self) -> None:
         """Cancel runs whose task another process marked CANCELLING (`wegent cancel` from a shell, say)."""
@@ -492,6 +515,8 @@ class _Run:
                         await self.load()
                     await self._rounds()
                     group.cancel_scope.cancel()
+            if self.record.status not in REST and not self.cancel_scope.cancel_called:
+                raise AssertionError(f"the run ended with the task {self.record.status}")  # a bug: fail, not hang
             if self.cancel_scope.cancelled_caught or self._cancel_requested:
                 await self._end_cancelled()
         except _CancelRequested:
@@ -519,7 +544,7 @@ class _Run:
     async def request_cancel(self) -> None:
         self._cancel_requested = True
         with suppress(TransitionError, ConflictError):  # it finished meanwhile, or another process cancelled it
-            await self.commit(lambda: self.update_task(status=TaskState.CANCELLING))
+            await self.commit(lambda: self.set_status(TaskState.CANCELLING))
         self.engine.notify(self.task_id)
         self.cancel_scope.cancel()
 

@@ -71,7 +71,9 @@ async def pipeline(run: _Run, user: SubtaskRecord) -> Advanced | None:
         answer=True,
     )
     if run.record.current_stage != stage:
-        return None  # stale: the task moved on while this stage ran; no confirmation, no advance
+        # Stale: the stage pointer moved while this stage ran (another client set it). No confirmation and no
+        # advance follow from this completion; the next round runs the stage the pointer names.
+        return ADVANCED
     last = stage == len(members) - 1
     if last:
         await run.finish(result.text)

@@ -89,7 +89,7 @@ async def engine() -> AsyncIterator[Any]:
         return wg, model, task
 
     yield make
-    for wg in opened:
+    for wg in reversed(opened):  # task groups close in the reverse order of opening
         await wg.__aexit__(None, None, None)
 
 
