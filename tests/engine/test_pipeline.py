@@ -90,7 +90,7 @@ async def test_confirm_without_a_message_sends_the_generated_handoff(engine) -> 
 async def test_confirm_errors_as_upstream(engine) -> None:
     _, _, task = await engine([stage("a", "done")], ["a"], "pipeline")
     await task.wait()
-    with pytest.raises(TaskError, match="Task is not awaiting confirmation. Current status: COMPLETED"):
+    with pytest.raises(TaskError, match=r"Task is not awaiting confirmation\. Current status: COMPLETED"):
         await task.confirm()
     _, _, solo = await engine(["x"], ["a", "b"], "solo")
     await solo.wait()
