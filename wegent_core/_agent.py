@@ -150,6 +150,8 @@ async def _call_model(turn: Turn, request: ModelRequest) -> tuple[str, list[Tool
         turn.budget.start_model_call()
         try:
             return await _stream_reply(turn, request)
+        except LimitExceeded:
+            raise  # the usage of this reply broke a budget: not the model's failure
         except ModelError as error:
             failure = error
         except (TimeoutError, OSError) as error:

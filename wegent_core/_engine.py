@@ -531,7 +531,16 @@ class _Run:
             self.engine.notify(self.task_id)
 
     async def _rounds(self) -> None:
-        """Run rounds until the task rests: one per user message, and one per pipeline stage that auto-advances."""
+        """Run rounds until the task rests: one per user message, and one per pipeline stage that auto-advances,
+        within the Team's `timeoutSeconds` (the wall-clock time from a message to the task's rest)."""
+        limit = self.plan.limits.timeout_seconds
+        try:
+            with anyio.fail_after(limit):
+                await self._run_rounds()
+        except TimeoutError:
+            raise LimitExceeded("timeout_seconds", f"the task ran for {limit:g} s") from None
+
+    async def _run_rounds(self) -> None:
         while True:
             user = self.last_user_message()
             if self.record.status is not TaskState.RUNNING:
@@ -553,12 +562,17 @@ class _Run:
             await self.commit(self._cancel_everything)
 
     def _cancel_everything(self) -> None:
-        for sub in list(self.subtasks):
-            if sub.status in (SubtaskState.PENDING, SubtaskState.RUNNING):
-                self.set_subtask(sub, SubtaskState.CANCELLED)
+        self._end_unfinished_steps(SubtaskState.CANCELLED)
         current = self.store.get_task(self.task_id)
         if current.status not in FINISHED:
             self.set_status(TaskState.CANCELLED, progress=100, completed_at=_now())
+
+    def _end_unfinished_steps(self, status: SubtaskState, **changes: Any) -> None:
+        """In a commit's work: end every step still pending or running, as the store has them (a step whose write
+        was interrupted is in the store, though this run may not have its record)."""
+        for sub in self.store.subtasks(self.task_id):
+            if sub.status in (SubtaskState.PENDING, SubtaskState.RUNNING):
+                self.set_subtask(sub, status, **changes)
 
     async def _end_failed(self, message: str, code: str) -> None:
         def work() -> None:
@@ -568,9 +582,7 @@ class _Run:
             if current.status is TaskState.CANCELLING:
                 self._cancel_everything()
                 return
-            for sub in list(self.subtasks):
-                if sub.status in (SubtaskState.PENDING, SubtaskState.RUNNING):
-                    self.set_subtask(sub, SubtaskState.FAILED, error_message=message)
+            self._end_unfinished_steps(SubtaskState.FAILED, error_message=message)
             self.store.append_events(self.task_id, [_item(Error(message=message, code=code))])
             self.set_status(TaskState.FAILED, error_message=message, completed_at=_now())
 
