@@ -59,7 +59,7 @@ async def test_a_coordinate_team_that_never_stops_fails_at_the_model_call_limit(
 
 
 async def test_a_coordinate_team_that_never_stops_fails_at_the_default_turn_limit() -> None:
-    model, record, _ = await run_forever(keep_delegating, [{"bot": "lead", "role": "leader"}, "a"], "coordinate")
+    _model, record, _ = await run_forever(keep_delegating, [{"bot": "lead", "role": "leader"}, "a"], "coordinate")
     assert record.status is TaskState.FAILED
     assert "limit max_turns reached" in record.error_message  # 32 turns come before 128 model calls
 
