@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wegent_core import AsyncWegent, SubtaskState, TaskError, TaskState, TransitionError
-from wegent_core._lifecycle import _TASK, FINISHED, subtask_transition, task_transition
+from wegent_core._lifecycle import _TASK, FINISHED, can_task_transition, subtask_transition, task_transition
 from wegent_core.testing import ScriptedModel
 
 from .conftest import team_yaml
