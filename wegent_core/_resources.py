@@ -38,6 +38,7 @@ class Schema(BaseModel):
         alias_generator=to_camel,
         serialize_by_alias=True,
         protected_namespaces=(),
+        defer_build=True,  # a kind's validator is built when first used: importing stays cheap
     )
 
 
