@@ -72,7 +72,8 @@ def check_log(store: SqlStore, task_id: int) -> None:
     handoffs = [e for e in events if e.type == "handoff"]
     assert [h.data["target"] for h in handoffs] == [f"default/b{i}" for i in range(1, STAGES)]
     statuses = [e.data["status"] for e in events if e.type == "task.status"]
-    assert statuses[-1] == "COMPLETED" and statuses.count("COMPLETED") == 1
+    assert statuses[-1] == "COMPLETED"
+    assert statuses.count("COMPLETED") == 1
     # The text of each answer is exactly the deltas of its last attempt.
     for sub in (s for s in subtasks if s.role == "ASSISTANT"):
         last_run = max(
