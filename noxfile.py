@@ -30,7 +30,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     session.install("-e", DEV)
-    for script in ("bench_load.py", "bench_plan.py", "bench_cli_help.py", "bench_store.py"):
+    for script in ("bench_load.py", "bench_plan.py", "bench_cli_help.py", "bench_store.py", "bench_engine.py"):
         session.run("python", f"benchmarks/{script}")
 
 

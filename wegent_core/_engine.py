@@ -117,6 +117,11 @@ class Engine:
         self._clients: dict[tuple[int, str], ModelClient] = {}
         self._runner = {"pid": os.getpid(), "host": socket.gethostname(), "engine": uuid.uuid4().hex}
 
+    @property
+    def runner(self) -> dict[str, Any]:
+        """What task records say of the engine running them: host, pid and a token for this engine."""
+        return dict(self._runner)
+
     async def __aenter__(self) -> Engine:
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
@@ -195,7 +200,7 @@ class Engine:
         if run is not None:
             await run.request_cancel()
             return TaskState.CANCELLING
-        if record.status is TaskState.PENDING_CONFIRMATION or not _runner_alive(record):
+        if record.status is TaskState.PENDING_CONFIRMATION or not runner_alive(record):
             await self._finish_cancelled(record)  # nothing is running it: cancelled at once
             return TaskState.CANCELLED
 
@@ -242,7 +247,7 @@ class Engine:
         record = await self._get(task_id)
         if task_id in self._runs or record.status not in (TaskState.PENDING, TaskState.RUNNING, TaskState.CANCELLING):
             return False
-        if _runner_alive(record) and not force:
+        if runner_alive(record) and not force:
             return False
         if record.status is TaskState.CANCELLING:
             await self._finish_cancelled(record)
@@ -260,7 +265,7 @@ class Engine:
         resumed = []
         for status in (TaskState.PENDING, TaskState.RUNNING, TaskState.CANCELLING):
             for record in await self.db(self.store.list_tasks, namespace, status):
-                if record.id not in self._runs and not _runner_alive(record) and await self.resume(record.id):
+                if record.id not in self._runs and not runner_alive(record) and await self.resume(record.id):
                     resumed.append(record.id)
         return resumed
 
@@ -377,7 +382,7 @@ class Engine:
     async def _check_runner(self, task_id: int) -> None:
         """A followed task that makes no progress: raise if no process runs it any more (it would never rest)."""
         record = await self._get(task_id)
-        if record.status not in REST and not _runner_alive(record):
+        if record.status not in REST and not runner_alive(record):
             raise TaskError(
                 f"task {task_id} is {record.status} but the process that ran it has stopped: "
                 f"`wegent resume {task_id}` carries it on"
@@ -471,7 +476,9 @@ class _Run:
         ):
             raise _CancelRequested()
         task_transition(current.status, changes.get("status", current.status), follow_up=changes.pop("_follow", False))
-        changes.setdefault("spec", {**current.spec, "budget": self.budget.snapshot()})
+        # Every write names this engine the task's runner: a task confirmed or continued from another process is
+        # run by that one now, so `cancel` must reach it there and `resume` must leave it alone.
+        changes.setdefault("spec", {**current.spec, "budget": self.budget.snapshot(), "runner": self.engine.runner})
         self.record = self.store.update_task(self.task_id, current.version, **changes)
         return self.record
 
@@ -838,7 +845,7 @@ def _options(record: TaskRecord) -> RunOptions:
     return RunOptions(saved["team"], saved.get("model"), bool(saved.get("force_model")))
 
 
-def _runner_alive(record: TaskRecord) -> bool:
+def runner_alive(record: TaskRecord) -> bool:
     """Whether the process that runs the task is alive (from another host we cannot tell, so we assume it is)."""
     runner = record.spec.get("runner") or {}
     if runner.get("host") != socket.gethostname():

@@ -262,9 +262,9 @@ class _Resolver:
 
     def script(self, config: dict[str, Any], chain: list[str]) -> list[dict[str, Any]]:
         script = config.get("script")
-        if not isinstance(script, list) or not all(isinstance(reply, dict) for reply in script):
-            raise self.fail(chain, "a scripted Model needs modelConfig.script: a list of replies")
-        return script
+        if not isinstance(script, list) or not all(isinstance(reply, dict | str) for reply in script):
+            raise self.fail(chain, "a scripted Model needs modelConfig.script: a list of replies (texts or mappings)")
+        return [{"text": reply} if isinstance(reply, str) else reply for reply in script]
 
     def flatten(self, models: list[Model], selected_by: str, chain: list[str]) -> ModelPlan:
         model = models[-1]

@@ -2,8 +2,10 @@
 
 stdlib argparse only, and every heavy import (pydantic, the loader, the plugins) happens inside the command that needs
 it: `wegent --help` and `wegent version` start in little more than the interpreter's own start-up time.
-Exit codes: 0 success, 1 the input, the store or the plugins have problems, 2 usage errors, 130 interrupted.
-The store commands (apply, get, describe, delete, db, prune) live in `_store_commands`, imported when one runs.
+Exit codes: 0 success, 1 the input, the store or the plugins have problems, 2 usage errors, 130 interrupted; the
+commands that run a task (run, confirm, resume) exit with how it ended: 0 COMPLETED, 1 FAILED, 3 PENDING_CONFIRMATION,
+4 CANCELLED. The store commands (apply, get, describe, delete, db, prune) live in `_store_commands`, the task commands
+(run, logs, cancel, confirm, resume; `get tasks`, `describe task`) in `_task_commands`, each imported when one runs.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wegent",
-        description="Define AI agent teams in Kubernetes-style YAML, check them and plan them.",
+        description="Define AI agent teams in Kubernetes-style YAML, check them, plan them and run them.",
         epilog="Run `wegent COMMAND --help` for a command's options. `-o json` gives machine-readable output.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -98,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--prompt", metavar="TEXT", help="the user prompt (teams only; a task has its own)")
     _store_option(plan)
     _store_parsers(commands)
+    _task_parsers(commands)
 
     schema = _command(
         commands,
@@ -135,6 +138,96 @@ def _store_parsers(commands: Any) -> None:
         add(commands)
 
 
+def _task_parsers(commands: Any) -> None:
+    """run, logs, cancel, confirm and resume: the commands on task runs. The engine runs in this process."""
+    run = _command(
+        commands,
+        "run",
+        _task_command("run"),
+        "run a team or a stored task here until it finishes or waits for a confirmation",
+        "wegent run dev-team -f team.yaml --prompt 'Add a README' --follow",
+        ("text", "json"),
+    )
+    run.add_argument("team", nargs="?", metavar="TEAM", help="the Team to run (name or namespace/name)")
+    run.add_argument("--task", metavar="NAME", help="run a stored Task resource instead (its team, prompt and labels)")
+    run.add_argument("--prompt", metavar="TEXT", help="the user prompt (teams only; a task has its own)")
+    _files_option(run, required=False, extra="; applied to the store first, as `wegent apply -f`")
+    run.add_argument(
+        "-n", "--namespace", help="namespace of the team or task, and of the -f resources (default: default)"
+    )
+    run.add_argument("--model", metavar="NAME", help="Model for bots that have none")
+    _follow_option(run)
+    _store_option(run)
+
+    logs = _command(
+        commands,
+        "logs",
+        _task_command("logs"),
+        "print a task's events from the store",
+        "wegent logs 7 --follow   # or: wegent logs fix-bug -o json",
+        ("text", "json"),
+    )
+    _task_argument(logs)
+    logs.add_argument("--follow", action="store_true", help="keep printing new events until the task rests")
+    _store_option(logs)
+
+    cancel = _command(
+        commands,
+        "cancel",
+        _task_command("cancel"),
+        "cancel a task; prints CANCELLING while another process stops it, CANCELLED when nothing runs it",
+        "wegent cancel 7",
+        ("text", "json"),
+    )
+    _task_argument(cancel)
+    _store_option(cancel)
+
+    confirm = _command(
+        commands,
+        "confirm",
+        _task_command("confirm"),
+        "confirm the pipeline stage a task waits on, and run the task here until it rests again",
+        "wegent confirm 7 --message 'Use the second draft' --follow",
+        ("text", "json"),
+    )
+    _task_argument(confirm)
+    confirm.add_argument("--message", metavar="TEXT", help="the next stage's input, instead of the generated handoff")
+    _follow_option(confirm)
+    _store_option(confirm)
+
+    resume = _command(
+        commands,
+        "resume",
+        _task_command("resume"),
+        "carry on tasks whose process died, running them here until they rest",
+        "wegent resume   # every such task; or: wegent resume 7 --force",
+        ("text", "json"),
+    )
+    _task_argument(resume, optional=True)
+    resume.add_argument(
+        "--force", action="store_true", help="take TASK over even if its process seems alive (another host, say)"
+    )
+    _follow_option(resume)
+    _store_option(resume)
+
+
+def _task_argument(parser: argparse.ArgumentParser, optional: bool = False) -> None:
+    parser.add_argument(
+        "task",
+        nargs="?" if optional else None,
+        metavar="TASK",
+        help="the task's id, or its name (the newest task of that name)" + ("; default: every one" if optional else ""),
+    )
+
+
+def _follow_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="show the events as they happen (a live view on a terminal, plain lines otherwise)",
+    )
+
+
 def _apply_parser(commands: Any) -> None:
     apply = _command(
         commands,
@@ -157,15 +250,15 @@ def _get_parser(commands: Any) -> None:
         commands,
         "get",
         _store_command("get"),
-        "list the resources of a kind, or show one",
-        "wegent get teams -A -o wide   # or: wegent get te dev-team -o json",
+        "list the resources of a kind, or show one (`tasks`: task runs, with their status)",
+        "wegent get teams -A -o wide   # or: wegent get te dev-team -o json; wegent get tasks",
         ("table", "wide", "yaml", "json"),
         default="table for a list, yaml for one resource",
     )
     _kind_argument(get)
     get.add_argument("name", nargs="?", metavar="NAME", help="one resource (default: list them)")
     where = get.add_mutually_exclusive_group()
-    where.add_argument("-n", "--namespace", default="default", help="namespace (default: default)")
+    where.add_argument("-n", "--namespace", help="namespace (default: default; a task NAME: any namespace)")
     where.add_argument("-A", "--all-namespaces", action="store_true", help="list the resources of every namespace")
     get.add_argument(
         "-l", "--selector", type=_selector, metavar="SELECTOR", help="label selector, e.g. app=web,tier!=db"
@@ -179,13 +272,13 @@ def _describe_parser(commands: Any) -> None:
         commands,
         "describe",
         _store_command("describe"),
-        "show one resource with its references and what refers to it",
-        "wegent describe bot developer-bot",
+        "show one resource with its references and what refers to it (`task`: a task run and its messages)",
+        "wegent describe bot developer-bot   # or: wegent describe task 7",
         ("text", "json"),
     )
     _kind_argument(describe)
     describe.add_argument("name", metavar="NAME")
-    describe.add_argument("-n", "--namespace", default="default", help="namespace (default: default)")
+    describe.add_argument("-n", "--namespace", help="namespace (default: default; a task NAME: any namespace)")
     _store_option(describe)
 
 
@@ -291,6 +384,16 @@ def _store_command(name: str) -> Handler:
     return handler
 
 
+def _task_command(name: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        from . import _task_commands
+
+        command: Handler = getattr(_task_commands, name)
+        return command(args)
+
+    return handler
+
+
 def _files_option(parser: argparse.ArgumentParser, required: bool = True, extra: str = "") -> None:
     parser.add_argument(
         "-f",
@@ -367,6 +470,14 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("delete takes KIND NAME or -f PATH...")
     if args.command == "delete" and args.kind and not args.name:
         parser.error(f"delete {args.kind}: which one? give its NAME")
+    if args.command == "run" and bool(args.team) == bool(args.task):
+        parser.error("run takes a TEAM (with --prompt) or --task NAME")
+    if args.command == "run" and args.team and not args.prompt:
+        parser.error("run TEAM needs --prompt TEXT")
+    if args.command == "run" and args.task and args.prompt is not None:
+        parser.error("--prompt applies to a TEAM only (a task carries its prompt)")
+    if args.command == "resume" and args.force and not args.task:
+        parser.error("--force applies to one TASK only")
 
 
 # --- validate -----------------------------------------------------------------------------------------------------

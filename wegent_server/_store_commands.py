@@ -148,12 +148,16 @@ def _apply_data(report: ApplyReport) -> dict[str, Any]:
 
 
 def get(args: argparse.Namespace) -> int:
+    if args.kind == "Task":  # `get tasks` lists task runs (their definitions are read by `plan --task`, `run --task`)
+        from ._task_commands import get_tasks
+
+        return get_tasks(args)
     output = args.output or ("yaml" if args.name else "table")
-    namespace = None if args.all_namespaces else args.namespace
+    namespace = None if args.all_namespaces else (args.namespace or "default")
     try:
         with opened_store(args.store) as store:
             if args.name:
-                items = [_find(store, args.kind, args.name, args.namespace)]
+                items = [_find(store, args.kind, args.name, args.namespace or "default")]
             else:
                 items = store.list(args.kind, namespace, args.selector)
         items = [_shown(r, args.show_secrets) for r in items]
@@ -259,7 +263,6 @@ WIDE_COLUMNS: dict[str, tuple[tuple[str, Any], ...]] = {
         ("MEMBERS", lambda r: _joined(_ref(m.bot_ref, r) for m in r.spec.members)),
     ),
     "Model": (("PROTOCOL", _model_protocol), ("MODEL_ID", _model_id)),
-    "Task": (("TEAM", lambda r: _ref(r.spec.team_ref, r)), ("STATUS", lambda r: r.status.status.value)),
     "Ghost": (("SKILLS", lambda r: _joined(r.spec.skills or ())),),
     "Workspace": (
         ("REPOSITORY", lambda r: r.spec.repository.git_repo),
@@ -273,10 +276,14 @@ WIDE_COLUMNS: dict[str, tuple[tuple[str, Any], ...]] = {
 
 
 def describe(args: argparse.Namespace) -> int:
+    if args.kind == "Task":  # a task run, with its subtasks
+        from ._task_commands import describe_task
+
+        return describe_task(args)
     as_json = args.output == "json"
     try:
         with opened_store(args.store) as store:
-            resource = _find(store, args.kind, args.name, args.namespace)
+            resource = _find(store, args.kind, args.name, args.namespace or "default")
             resolved = [(ref, lookup(store, ref.kind, ref.name, ref.namespace)[0]) for ref in references(resource)]
             users = dependents(store, resource)
         shown = _shown(resource)

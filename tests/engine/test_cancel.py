@@ -139,7 +139,7 @@ async def test_cancelled_is_sticky_against_a_late_completion(tmp_path: Path) -> 
         await until(task, TaskState.RUNNING)
         await task.cancel()
         await task.wait()
-        with anyio.fail_after(2):
+        with anyio.fail_after(10):
             await model.finished.wait()
         await anyio.sleep(0.1)
         record = await task.record()

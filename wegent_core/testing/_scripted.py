@@ -13,6 +13,8 @@ A reply is a dict (the YAML form of `protocol: scripted` Models, under `modelCon
     {member: reviewer}                              with any reply: only the Bot named `reviewer` gets it
 
 It raises `ScriptExhausted` when a request finds no reply left for it, so a test never hangs on a missing reply.
+A Model's script is played per task and per process: a task confirmed, continued or resumed in another process
+starts its script again there, so give such scripts `member:` replies (or one Model per stage).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class ScriptedModel:
         self.replies = [_checked(reply, index) for index, reply in enumerate(replies)]
         self.requests: list[ModelRequest] = []
         self._used: set[int] = set()
+        self._first = 0  # the first reply not used yet
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
 
@@ -87,8 +90,9 @@ class ScriptedModel:
             yield TextChunk(text=str(piece))
         for call in _calls(reply):
             yield ToolCallChunk(call=ToolCallRequest(id=f"call-{next(self._ids)}", **call))
-        usage = reply.get("usage") or {
-            "input_tokens": sum(len(m.content.split()) for m in request.messages) + len(request.system.split()),
+        last = request.messages[-1].content if request.messages else ""
+        usage = reply.get("usage") or {  # a rough count, by words of the new message: enough for budgets in tests
+            "input_tokens": len(last.split()) + len(request.system.split()),
             "output_tokens": len(text.split()) + 10 * len(_calls(reply)),
         }
         yield UsageChunk(**usage)
@@ -97,7 +101,10 @@ class ScriptedModel:
         with self._lock:
             self.requests.append(request)
             member = (request.member or "").rpartition("/")[2]
-            for index, reply in enumerate(self.replies):
+            while self._first in self._used:
+                self._first += 1  # replies before it are all used: a long script stays cheap to play
+            for index in range(self._first, len(self.replies)):
+                reply = self.replies[index]
                 if index not in self._used and reply.get("member") in (None, member):
                     self._used.add(index)
                     return reply
