@@ -162,9 +162,7 @@ class AsyncTask:
 
     async def wait(self) -> TaskRecord:
         """Wait until the task rests (finished, or waiting for a confirmation); its record."""
-        async for _ in self.engine.follow(self.id, await self._last_seq()):
-            pass
-        return await self.record()
+        return await self.engine.wait(self.id)
 
     async def result(self) -> str:
         """The final answer once the task rests: COMPLETED (or waiting for a confirmation, with the stage's answer).

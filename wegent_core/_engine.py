@@ -113,7 +113,7 @@ class Engine:
         self._runs: dict[int, _Run] = {}
         self._wakeups: dict[int, anyio.Event] = {}
         self._group: TaskGroup | None = None
-        self._limiter = anyio.CapacityLimiter(16)
+        self._limiter = anyio.CapacityLimiter(4)
         self._clients: dict[tuple[int, str], ModelClient] = {}
         self._runner = {"pid": os.getpid(), "host": socket.gethostname(), "engine": uuid.uuid4().hex}
 
@@ -175,6 +175,7 @@ class Engine:
             team=options.team,
             title=title or _title(prompt),
             prompt=prompt,
+            status=TaskState.RUNNING,  # created and dispatched in one write: this engine runs it now
             labels=dict(labels or {}),
             spec={"run": options.dump(), "runner": self._runner},
         )
@@ -182,11 +183,13 @@ class Engine:
         def create() -> tuple[TaskRecord, SubtaskRecord]:
             task = self.store.create_task(record)
             user = self.store.add_subtask(_user_message(task.id, 1, prompt))
-            self.store.append_events(task.id, [_item(Message(role="USER", message_id=1, text=prompt), user.id)])
+            message = Message(role="USER", message_id=1, text=prompt)
+            running = TaskStatus(status=TaskState.RUNNING, stage=0, progress=0)
+            self.store.append_events(task.id, [_item(message, user.id), _item(running)])
             return task, user
 
-        task, _ = await self.db(self.store.batch, create)
-        self._launch(_Run(self, task, plan, options))
+        task, user = await self.db(self.store.batch, create)
+        self._launch(_Run(self, task, plan, options, subtasks=[user]), started=True)
         return task.id  # type: ignore[return-value]
 
     async def cancel(self, task_id: int) -> TaskState:
@@ -271,6 +274,11 @@ class Engine:
 
     async def wait(self, task_id: int) -> TaskRecord:
         """The task's record once it rests (finished, or waiting for a confirmation)."""
+        run = self._runs.get(task_id)
+        if run is not None:
+            await run.ended.wait()  # run here: no need to read the log
+            if task_id not in self._runs:
+                return await self._get(task_id)
         async for _ in self.follow(task_id, after=await self._last_seq(task_id)):
             pass
         return await self._get(task_id)
@@ -416,6 +424,7 @@ class _Run:
     subtasks: list[SubtaskRecord] = field(default_factory=list)
     budget: Budget = field(init=False)
     cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    ended: anyio.Event = field(default_factory=anyio.Event)  # set when the run stops, whatever the outcome
     _pending: list[tuple[Event, int | None]] = field(default_factory=list)
     _write_lock: anyio.Lock = field(default_factory=anyio.Lock)
     _dirty: anyio.Event = field(default_factory=anyio.Event)
@@ -468,19 +477,28 @@ class _Run:
                 await self.commit()
 
     def update_task(self, **changes: Any) -> TaskRecord:
-        """In a commit's work: change the task record (through the state machine), with the run's budget."""
-        current = self.store.get_task(self.task_id)
-        if current.status is TaskState.CANCELLING and changes.get("status") not in (
-            TaskState.CANCELLED,
-            TaskState.FAILED,
-        ):
-            raise _CancelRequested()
-        task_transition(current.status, changes.get("status", current.status), follow_up=changes.pop("_follow", False))
-        # Every write names this engine the task's runner: a task confirmed or continued from another process is
-        # run by that one now, so `cancel` must reach it there and `resume` must leave it alone.
-        changes.setdefault("spec", {**current.spec, "budget": self.budget.snapshot(), "runner": self.engine.runner})
-        self.record = self.store.update_task(self.task_id, current.version, **changes)
-        return self.record
+        """In a commit's work: change the task record (through the state machine), with the run's budget.
+
+        It writes on the version this run last wrote; when another process wrote since (a cancel from a shell, a
+        moved stage pointer), the update is refused, and the task is read and checked again."""
+        follow_up = changes.pop("_follow", False)
+        current = self.record
+        for _ in range(3):
+            if current.status is TaskState.CANCELLING and changes.get("status") not in (
+                TaskState.CANCELLED,
+                TaskState.FAILED,
+            ):
+                raise _CancelRequested()
+            task_transition(current.status, changes.get("status", current.status), follow_up=follow_up)
+            # Every write names this engine the task's runner: a task confirmed or continued from another process
+            # is run by that one now, so `cancel` must reach it there and `resume` must leave it alone.
+            spec = {**current.spec, "budget": self.budget.snapshot(), "runner": self.engine.runner}
+            try:
+                self.record = self.store.update_task(self.task_id, current.version, **{"spec": spec, **changes})
+                return self.record
+            except ConflictError:  # nothing was written: read what the other writer left, and decide again
+                current = self.record = self.store.get_task(self.task_id)
+        raise ConflictError(f"task {self.task_id} keeps changing under this run")
 
     def set_status(self, status: TaskState, **changes: Any) -> None:
         """In a commit's work: the task's new status, and its event."""
@@ -534,7 +552,9 @@ class _Run:
             log.exception("task %s failed", self.task_id)
             await self._end_failed(f"internal error: {type(error).__name__}: {error}", "internal")
         finally:
-            self.engine._runs.pop(self.task_id, None)
+            if self.engine._runs.get(self.task_id) is self:
+                del self.engine._runs[self.task_id]
+            self.ended.set()
             self.engine.notify(self.task_id)
 
     async def _rounds(self) -> None:
@@ -636,13 +656,17 @@ class _Run:
         tools: Sequence[Tool] = (),
         system: str | None = None,
         answer: bool = False,
+        final: bool = False,
         title: str = "",
     ) -> TurnResult:
         """One member's turn as a subtask: reused if a completed one for the same step exists (a resumed round),
-        run again if it was left unfinished, else created and run."""
+        run again if it was left unfinished, else created and run. `final`: its answer completes the task, in the
+        same write (unless the stage pointer moved meanwhile: a stale completion finishes nothing)."""
         found = self.find_step(parent, member.bot, prompt)
         if found is not None and found.status is SubtaskState.COMPLETED:
             saved = found.result or {}
+            if final and self.record.status not in REST:
+                await self.finish(saved.get("value", ""))
             return TurnResult(text=saved.get("value", ""), messages=[], ended_by=saved.get("ended_by"), reused=True)
         subtask = found
         if subtask is None:
@@ -657,7 +681,13 @@ class _Run:
                 prompt=prompt,
             )
             self.subtasks.append(record)  # reserves the message id before the write
-            subtask = await self.commit(lambda: self.store.add_subtask(record))
+
+            def add() -> SubtaskRecord:
+                added = self.store.add_subtask(record.model_copy(update={"status": SubtaskState.RUNNING}))
+                self.store.append_events(self.task_id, [_item(_subtask_event(added, SubtaskState.RUNNING), added.id)])
+                return added
+
+            subtask = await self.commit(add)
             self.subtasks[self.subtasks.index(record)] = subtask
         running = subtask
         if subtask.status is not SubtaskState.RUNNING:
@@ -691,7 +721,14 @@ class _Run:
         def done() -> None:
             self.store.append_events(self.task_id, [_item(message, running.id)])
             self.set_subtask(running, SubtaskState.COMPLETED, progress=100, result=saved)
-            self.update_task()  # saves the budget
+            if final and stage is not None:
+                self.update_task()  # reads the task again if another process moved the stage pointer meanwhile
+            if final and (stage is None or self.record.current_stage == stage):
+                self.set_status(  # with the budget, as every task update
+                    TaskState.COMPLETED, progress=100, result={"value": result.text}, completed_at=_now()
+                )
+            else:
+                self.update_task()  # saves the budget (and reads the task again if another process changed it)
 
         await self.commit(done)
         return result

@@ -47,10 +47,8 @@ async def run_round(run: _Run, user: SubtaskRecord) -> Advanced | None:
 
 async def solo(run: _Run, user: SubtaskRecord) -> None:
     leader = run.plan.members[run.plan.leader]
-    result = await run.member_turn(
-        leader, user.prompt, parent=user.message_id, history=run.history(before=user.message_id), answer=True
-    )
-    await run.finish(result.text)
+    history = run.history(before=user.message_id)
+    await run.member_turn(leader, user.prompt, parent=user.message_id, history=history, answer=True, final=True)
 
 
 # --- pipeline -----------------------------------------------------------------------------------------------------
@@ -62,6 +60,7 @@ async def pipeline(run: _Run, user: SubtaskRecord) -> Advanced | None:
     members = run.plan.members
     stage = min(run.record.current_stage, len(members) - 1)
     member = members[stage]
+    last = stage == len(members) - 1
     result = await run.member_turn(
         member,
         user.prompt,
@@ -69,14 +68,13 @@ async def pipeline(run: _Run, user: SubtaskRecord) -> Advanced | None:
         stage=stage,
         history=run.history(stage=stage, before=user.message_id),
         answer=True,
+        final=last,
     )
     if run.record.current_stage != stage:
         # Stale: the stage pointer moved while this stage ran (another client set it). No confirmation and no
         # advance follow from this completion; the next round runs the stage the pointer names.
         return ADVANCED
-    last = stage == len(members) - 1
     if last:
-        await run.finish(result.text)
         return None
     handoff = handoff_text(run, stage, result.text) or _parent_prompt(run, user)
     if member.require_confirmation:
@@ -139,8 +137,7 @@ async def route(run: _Run, user: SubtaskRecord) -> None:
     if not decision.reused:
         run.emit(Handoff(source=leader.bot, target=chosen.bot, text=user.prompt, reason="route", member=leader.bot))
     history = run.history(before=user.message_id)
-    answer = await run.member_turn(chosen, user.prompt, parent=user.message_id, history=history, answer=True)
-    await run.finish(answer.text)
+    await run.member_turn(chosen, user.prompt, parent=user.message_id, history=history, answer=True, final=True)
 
 
 async def _end_turn(member: MemberPlan, arguments: dict[str, Any], context: ToolContext) -> str:
@@ -175,7 +172,7 @@ async def coordinate(run: _Run, user: SubtaskRecord) -> None:
         action=delegate,
     )
     system = f"{leader.system_prompt}\n\n{_roster('You coordinate the members of your team', members)}"
-    result = await run.member_turn(
+    await run.member_turn(
         leader,
         user.prompt,
         parent=user.message_id,
@@ -183,8 +180,8 @@ async def coordinate(run: _Run, user: SubtaskRecord) -> None:
         tools=[tool],
         system=system,
         answer=True,
+        final=True,
     )
-    await run.finish(result.text)
 
 
 # --- collaborate --------------------------------------------------------------------------------------------------
@@ -209,8 +206,7 @@ async def collaborate(run: _Run, user: SubtaskRecord) -> None:
     merge = _merge_prompt(user.prompt, [(m.bot, answers[m.bot]) for m in workers])
     run.emit(Handoff(source=None, target=merger.bot, text=merge, reason="merge"))
     history = run.history(before=user.message_id)
-    result = await run.member_turn(merger, merge, parent=user.message_id, history=history, answer=True)
-    await run.finish(result.text)
+    await run.member_turn(merger, merge, parent=user.message_id, history=history, answer=True, final=True)
 
 
 def _merge_prompt(task: str, answers: list[tuple[str, str]]) -> str:

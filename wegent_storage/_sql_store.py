@@ -93,6 +93,22 @@ _TAKE_SEQS_RETURNING = _TAKE_SEQS.returning(_T.c.last_seq)
 _LAST_SEQ = sa.select(_T.c.last_seq).where(_TASK_BY_ID)
 _INSERT_EVENTS = sa.insert(_E)
 
+_TASK_VALUES = ("namespace", "name", "status", "version", "created_at", "updated_at", "data")  # `_task_values`
+_SUBTASK_VALUES = ("task_id", "message_id", "status", "data")  # `_subtask_values`
+_GET_TASK = sa.select(_T).where(_TASK_BY_ID)
+_TASK_EXISTS = sa.select(_T.c.id).where(_TASK_BY_ID)
+_INSERT_TASK = sa.insert(_T)
+_NAME_TASK = sa.update(_T).where(_TASK_BY_ID).values(name=sa.bindparam("name"))
+_UPDATE_TASK = (
+    sa.update(_T)
+    .where(_TASK_BY_ID, _T.c.version == sa.bindparam("expected"))
+    .values({column: sa.bindparam(column) for column in _TASK_VALUES})
+)
+_SUBTASK_BY_ID = _S.c.id == sa.bindparam("subtask_id")
+_INSERT_SUBTASK = sa.insert(_S)
+_LOCK_SUBTASK = sa.select(_S).where(_SUBTASK_BY_ID).with_for_update()
+_UPDATE_SUBTASK = sa.update(_S).where(_SUBTASK_BY_ID).values({c: sa.bindparam(c) for c in _SUBTASK_VALUES})
+
 # The store-managed metadata is kept in columns, not in the body (parsing timestamps out of JSON is slow).
 _MANAGED_FIELDS = {"metadata": {"resource_version", "created_at", "updated_at"}}
 _SEALED_MARK = "enc:v"  # every sealed value starts so: a body without it has nothing to unseal
@@ -305,19 +321,19 @@ class SqlStore:
         )
 
         def work(connection: sa.Connection) -> tuple[int, str]:
-            result = connection.execute(sa.insert(_T).values(**_task_values(record), last_seq=0))
+            result = connection.execute(_INSERT_TASK, {**_task_values(record), "last_seq": 0})
             task_id = result.inserted_primary_key[0]
             name = record.name
             if name is None:
                 name = f"task-{task_id}"
-                connection.execute(sa.update(_T).where(_T.c.id == task_id).values(name=name))
+                connection.execute(_NAME_TASK, {"task_id": task_id, "name": name})
             return task_id, name
 
         task_id, name = self._run(work, write=True)
         return record.model_copy(update={"id": task_id, "name": name})
 
     def get_task(self, task_id: int) -> TaskRecord | None:
-        row = self._run(lambda c: c.execute(sa.select(_T).where(_T.c.id == task_id)).first(), write=False)
+        row = self._run(lambda c: c.execute(_GET_TASK, {"task_id": task_id}).first(), write=False)
         return None if row is None else _task_from(row)
 
     def list_tasks(
@@ -334,7 +350,7 @@ class SqlStore:
         _refuse_managed(changes, {"id", "version", "created_at", "updated_at"}, "task")
 
         def work(connection: sa.Connection) -> TaskRecord:
-            row = connection.execute(sa.select(_T).where(_T.c.id == task_id)).first()
+            row = connection.execute(_GET_TASK, {"task_id": task_id}).first()
             if row is None:
                 raise NotFoundError(f"task {task_id} not found")
             if row.version != expected_version:
@@ -348,9 +364,7 @@ class SqlStore:
                 }
             )
             written = connection.execute(
-                sa.update(_T)
-                .where(_T.c.id == task_id, _T.c.version == expected_version)
-                .values(**_task_values(updated))
+                _UPDATE_TASK, {**_task_values(updated), "task_id": task_id, "expected": expected_version}
             )
             if written.rowcount != 1:  # changed by another writer since the read above
                 now = connection.execute(sa.select(_T.c.version).where(_T.c.id == task_id)).scalar()
@@ -366,10 +380,10 @@ class SqlStore:
         record = SubtaskRecord.model_validate({**subtask.model_dump(mode="json"), "created_at": now, "updated_at": now})
 
         def work(connection: sa.Connection) -> int:
-            if connection.execute(sa.select(_T.c.id).where(_T.c.id == record.task_id)).first() is None:
+            if connection.execute(_TASK_EXISTS, {"task_id": record.task_id}).first() is None:
                 raise NotFoundError(f"task {record.task_id} not found")
             try:
-                return connection.execute(sa.insert(_S).values(**_subtask_values(record))).inserted_primary_key[0]
+                return connection.execute(_INSERT_SUBTASK, _subtask_values(record)).inserted_primary_key[0]
             except sa.exc.IntegrityError as error:  # the transaction rolls back as this leaves it
                 raise ConflictError(
                     f"task {record.task_id} already has a subtask with message_id {record.message_id}"
@@ -382,13 +396,13 @@ class SqlStore:
         _refuse_managed(changes, {"id", "task_id", "message_id", "created_at", "updated_at"}, "subtask")
 
         def work(connection: sa.Connection) -> SubtaskRecord:
-            row = connection.execute(sa.select(_S).where(_S.c.id == subtask_id).with_for_update()).first()
+            row = connection.execute(_LOCK_SUBTASK, {"subtask_id": subtask_id}).first()
             if row is None:
                 raise NotFoundError(f"subtask {subtask_id} not found")
             updated = SubtaskRecord.model_validate(
                 {**_subtask_from(row).model_dump(), **changes, "updated_at": datetime.now(UTC)}
             )
-            connection.execute(sa.update(_S).where(_S.c.id == subtask_id).values(**_subtask_values(updated)))
+            connection.execute(_UPDATE_SUBTASK, {**_subtask_values(updated), "subtask_id": subtask_id})
             return updated
 
         return self._run(work, write=True)

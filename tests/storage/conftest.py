@@ -23,11 +23,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from wegent_core._memory_store import MemoryStore
 from wegent_storage import _migrate, _tables
 from wegent_storage._engine import create_engine, parse_url
 from wegent_storage._sql_store import SqlStore
 
 BACKENDS = ("sqlite", "postgresql", "mariadb")
+MEMORY = "memory"  # the `store_url` param of the memory store
 SERVERS = ("postgresql", "mariadb")
 # A server URL (any database) for creating and dropping test databases; overridable for other machines.
 SERVER_URLS = {
@@ -203,6 +205,24 @@ def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, data_home: Path
 ) -> Iterator[str]:
     """One database per backend for the whole module, at head."""
+    with _module_database(request, tmp_path_factory) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=[*BACKENDS, MEMORY])
+def store_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, data_home: Path
+) -> Iterator[str]:
+    """`database_url`, and `memory://` for a fourth backend: the memory store, held to the SQL store's behaviour."""
+    if request.param == MEMORY:
+        yield "memory://"
+        return
+    with _module_database(request, tmp_path_factory) as url:
+        yield url
+
+
+@contextmanager
+def _module_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if request.param in SERVERS:
         request.getfixturevalue("database_servers")
     with database(request.param, tmp_path_factory.mktemp(request.param)) as url:
@@ -217,8 +237,24 @@ def backend(database_url: str) -> str:
 @pytest.fixture
 def store(database_url: str) -> Iterator[SqlStore]:
     """A store on empty tables."""
-    clear(database_url)
-    with SqlStore.open(database_url, upgrade=False) as opened:
+    with _empty_store(database_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def any_store(store_url: str) -> Iterator[SqlStore | MemoryStore]:
+    """`store` on each backend, and a new `MemoryStore`."""
+    if store_url == "memory://":
+        yield MemoryStore()
+        return
+    with _empty_store(store_url) as opened:
+        yield opened
+
+
+@contextmanager
+def _empty_store(url: str) -> Iterator[SqlStore]:
+    clear(url)
+    with SqlStore.open(url, upgrade=False) as opened:
         yield opened
 
 

@@ -1,36 +1,54 @@
-"""The task side of the SQL store, on every backend: task records with optimistic updates, subtasks, the event log
-with its gap-free sequence numbers, and pruning."""
+"""The task side of the stores, on every SQL backend and on the memory store: task records with optimistic updates,
+subtasks, the event log with its gap-free sequence numbers, and pruning. Last, a property: the memory store and the
+SQL store give the same results for the same calls."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pydantic
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
 
 from wegent_core._errors import ConflictError, NotFoundError
+from wegent_core._memory_store import MemoryStore
 from wegent_core._resources import SubtaskState, TaskState
-from wegent_core._task_store import PruneReport, SubtaskRecord, TaskRecord
+from wegent_core._task_store import PruneReport, SubtaskRecord, TaskRecord, TaskStore
 from wegent_storage import _sql_store
 from wegent_storage._sql_store import SqlStore
+
+Store = SqlStore | MemoryStore  # the `store` fixture gives each
 
 UNFINISHED = [TaskState.PENDING, TaskState.RUNNING, TaskState.CANCELLING, TaskState.PENDING_CONFIRMATION]
 FINISHED = [TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED, TaskState.DELETE]
 
 
-def new_task(store: SqlStore, **fields: object) -> TaskRecord:
+def new_task(store: Store, **fields: object) -> TaskRecord:
     return store.create_task(TaskRecord.model_validate({"team": "default/t", **fields}))
 
 
-def finish(store: SqlStore, task: TaskRecord, status: TaskState = TaskState.COMPLETED) -> TaskRecord:
+def finish(store: Store, task: TaskRecord, status: TaskState = TaskState.COMPLETED) -> TaskRecord:
     return store.update_task(task.id, task.version, status=status)
+
+
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """Each SQL backend's store, and a MemoryStore: every test here holds both to the same behaviour."""
+    return any_store
+
+
+def test_both_are_task_stores(store: Store) -> None:
+    assert isinstance(store, TaskStore)
 
 
 # --- tasks --------------------------------------------------------------------------------------------------------
 
 
-def test_create_assigns_id_name_version_and_timestamps(store: SqlStore) -> None:
+def test_create_assigns_id_name_version_and_timestamps(store: Store) -> None:
     before = datetime.now(UTC)
     task = new_task(store, prompt="hi", labels={"a": "1"}, spec={"model": {"name": "m"}})
     assert task.id is not None
@@ -41,31 +59,35 @@ def test_create_assigns_id_name_version_and_timestamps(store: SqlStore) -> None:
     assert store.get_task(task.id) == task
 
 
-def test_a_given_name_is_kept_and_ids_are_unique(store: SqlStore) -> None:
+def test_a_given_name_is_kept_and_ids_are_unique(store: Store) -> None:
     named = new_task(store, name="nightly")
     other = new_task(store)
     assert named.name == "nightly"
     assert other.id != named.id
 
 
-def test_a_new_task_has_no_id(store: SqlStore) -> None:
+def test_a_new_task_has_no_id(store: Store) -> None:
     with pytest.raises(ValueError, match="no id"):
         store.create_task(TaskRecord(id=5, team="default/t"))
 
 
-def test_get_missing_task_is_none(store: SqlStore) -> None:
+def test_get_missing_task_is_none(store: Store) -> None:
     assert store.get_task(12345) is None
 
 
-def test_records_are_copies(store: SqlStore) -> None:
+def test_records_are_copies(store: Store) -> None:
     spec = {"nested": {"k": "v"}}
     task = new_task(store, spec=spec)
     spec["nested"]["k"] = "changed"
     task.spec["nested"]["k"] = "changed too"
     assert store.get_task(task.id).spec == {"nested": {"k": "v"}}
+    updated = store.update_task(task.id, 1, spec={"nested": {"k": "v2"}})
+    updated.spec["nested"]["k"] = "changed"
+    store.list_tasks()[0].spec["nested"]["k"] = "changed too"
+    assert store.get_task(task.id).spec == {"nested": {"k": "v2"}}
 
 
-def test_list_tasks_newest_first_with_filters(store: SqlStore) -> None:
+def test_list_tasks_newest_first_with_filters(store: Store) -> None:
     a = new_task(store, namespace="x")
     b = new_task(store)
     c = new_task(store, namespace="x")
@@ -77,7 +99,7 @@ def test_list_tasks_newest_first_with_filters(store: SqlStore) -> None:
     assert [t.id for t in store.list_tasks(limit=2)] == [c.id, b.id]
 
 
-def test_update_bumps_the_version_and_keeps_created_at(store: SqlStore) -> None:
+def test_update_bumps_the_version_and_keeps_created_at(store: Store) -> None:
     task = new_task(store)
     done_at = datetime.now(UTC)
     updated = store.update_task(
@@ -90,7 +112,7 @@ def test_update_bumps_the_version_and_keeps_created_at(store: SqlStore) -> None:
     assert store.get_task(task.id) == updated
 
 
-def test_a_stale_update_is_a_conflict_that_changes_nothing(store: SqlStore) -> None:
+def test_a_stale_update_is_a_conflict_that_changes_nothing(store: Store) -> None:
     task = new_task(store)
     store.update_task(task.id, 1, progress=10)
     with pytest.raises(ConflictError, match=rf"^task {task.id} was changed since it was read \(version 1, now 2\)$"):
@@ -98,19 +120,19 @@ def test_a_stale_update_is_a_conflict_that_changes_nothing(store: SqlStore) -> N
     assert store.get_task(task.id).progress == 10
 
 
-def test_updating_a_missing_task_is_not_found(store: SqlStore) -> None:
+def test_updating_a_missing_task_is_not_found(store: Store) -> None:
     with pytest.raises(NotFoundError, match="task 999 not found"):
         store.update_task(999, 1, progress=1)
 
 
 @pytest.mark.parametrize("field", ["id", "version", "created_at", "updated_at"])
-def test_store_managed_task_fields_cannot_be_changed(store: SqlStore, field: str) -> None:
+def test_store_managed_task_fields_cannot_be_changed(store: Store, field: str) -> None:
     task = new_task(store)
     with pytest.raises(ValueError, match=f"cannot change {field}"):
         store.update_task(task.id, 1, **{field: 1})
 
 
-def test_invalid_changes_are_refused(store: SqlStore) -> None:
+def test_invalid_changes_are_refused(store: Store) -> None:
     task = new_task(store)
     with pytest.raises(pydantic.ValidationError):
         store.update_task(task.id, 1, no_such_field=1)
@@ -120,7 +142,7 @@ def test_invalid_changes_are_refused(store: SqlStore) -> None:
 
 
 def test_concurrent_optimistic_updates_lose_nothing(
-    store: SqlStore, run_together: Callable[[int, Callable[[int], None]], None]
+    store: Store, run_together: Callable[[int, Callable[[int], None]], None]
 ) -> None:
     task = new_task(store)
     workers, each = 4, 10
@@ -144,7 +166,7 @@ def test_concurrent_optimistic_updates_lose_nothing(
 # --- subtasks -----------------------------------------------------------------------------------------------------
 
 
-def test_subtasks_in_message_order(store: SqlStore) -> None:
+def test_subtasks_in_message_order(store: Store) -> None:
     task = new_task(store)
     second = store.add_subtask(SubtaskRecord(task_id=task.id, message_id=2, parent_id=1, role="ASSISTANT", bot="d/b"))
     first = store.add_subtask(SubtaskRecord(task_id=task.id, message_id=1, role="USER", prompt="hi"))
@@ -155,7 +177,7 @@ def test_subtasks_in_message_order(store: SqlStore) -> None:
     assert store.subtasks(task.id + 1000) == []
 
 
-def test_a_message_id_is_unique_within_a_task(store: SqlStore) -> None:
+def test_a_message_id_is_unique_within_a_task(store: Store) -> None:
     task, other = new_task(store), new_task(store)
     store.add_subtask(SubtaskRecord(task_id=task.id, message_id=1, role="USER"))
     store.add_subtask(SubtaskRecord(task_id=other.id, message_id=1, role="USER"))  # another task: fine
@@ -164,12 +186,12 @@ def test_a_message_id_is_unique_within_a_task(store: SqlStore) -> None:
     assert len(store.subtasks(task.id)) == 1
 
 
-def test_a_subtask_needs_its_task(store: SqlStore) -> None:
+def test_a_subtask_needs_its_task(store: Store) -> None:
     with pytest.raises(NotFoundError, match="task 4242 not found"):
         store.add_subtask(SubtaskRecord(task_id=4242, message_id=1, role="USER"))
 
 
-def test_update_subtask(store: SqlStore) -> None:
+def test_update_subtask(store: Store) -> None:
     task = new_task(store)
     added = store.add_subtask(SubtaskRecord(task_id=task.id, message_id=1, role="ASSISTANT"))
     updated = store.update_subtask(added.id, status=SubtaskState.COMPLETED, progress=100, result={"value": "done"})
@@ -186,7 +208,7 @@ def test_update_subtask(store: SqlStore) -> None:
 # --- events -------------------------------------------------------------------------------------------------------
 
 
-def test_events_are_numbered_from_one_per_task(store: SqlStore) -> None:
+def test_events_are_numbered_from_one_per_task(store: Store) -> None:
     a, b = new_task(store), new_task(store)
     first = store.append_event(a.id, "task.status", {"status": "RUNNING"})
     store.append_event(b.id, "text", {"delta": "x"})
@@ -198,7 +220,7 @@ def test_events_are_numbered_from_one_per_task(store: SqlStore) -> None:
     assert [e.seq for e in store.events(b.id)] == [1]
 
 
-def test_events_after_and_limit(store: SqlStore) -> None:
+def test_events_after_and_limit(store: Store) -> None:
     task = new_task(store)
     for i in range(10):
         store.append_event(task.id, "n", {"i": i})
@@ -208,14 +230,14 @@ def test_events_after_and_limit(store: SqlStore) -> None:
     assert [e.data["i"] for e in store.events(task.id, limit=2)] == [0, 1]
 
 
-def test_appending_to_a_missing_task_is_not_found(store: SqlStore) -> None:
+def test_appending_to_a_missing_task_is_not_found(store: Store) -> None:
     with pytest.raises(NotFoundError, match="task 777 not found"):
         store.append_event(777, "x", {})
     with pytest.raises(NotFoundError):
         store.append_events(777, [("x", {})])
 
 
-def test_append_events_numbers_a_batch_consecutively(store: SqlStore) -> None:
+def test_append_events_numbers_a_batch_consecutively(store: Store) -> None:
     task = new_task(store)
     store.append_event(task.id, "first", {})
     batch = store.append_events(task.id, [("a", {"k": 1}), ("b", {"k": 2}, 3)])
@@ -225,7 +247,7 @@ def test_append_events_numbers_a_batch_consecutively(store: SqlStore) -> None:
     assert store.events(task.id)[1:3] == batch
 
 
-def test_event_data_must_be_json(store: SqlStore) -> None:
+def test_event_data_must_be_json(store: Store) -> None:
     task = new_task(store)
     with pytest.raises(TypeError):
         store.append_event(task.id, "x", {"when": datetime.now(UTC)})
@@ -234,7 +256,7 @@ def test_event_data_must_be_json(store: SqlStore) -> None:
     assert store.events(task.id) == []
 
 
-def test_returned_events_are_copies(store: SqlStore) -> None:
+def test_returned_events_are_copies(store: Store) -> None:
     task = new_task(store)
     data = {"nested": {"k": "v"}}
     event = store.append_event(task.id, "x", data)
@@ -244,7 +266,7 @@ def test_returned_events_are_copies(store: SqlStore) -> None:
 
 
 def test_concurrent_appenders_get_gap_free_numbers(
-    store: SqlStore, run_together: Callable[[int, Callable[[int], None]], None]
+    store: Store, run_together: Callable[[int, Callable[[int], None]], None]
 ) -> None:
     task = new_task(store)
     workers, each = 8, 25
@@ -268,15 +290,43 @@ def test_concurrent_appenders_get_gap_free_numbers(
         assert sorted(e.seq for e in logged if e.data["w"] == worker) == mine
 
 
+# --- batches ------------------------------------------------------------------------------------------------------
+
+
+def test_a_batch_is_all_or_nothing(store: Store) -> None:
+    task = new_task(store)
+
+    def fail() -> None:
+        store.update_task(task.id, 1, progress=50)
+        store.add_subtask(SubtaskRecord(task_id=task.id, message_id=1, role="USER"))
+        store.append_events(task.id, [("a", {}), ("b", {})])
+        new_task(store)
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        store.batch(fail)
+    assert store.list_tasks() == [task]
+    assert store.subtasks(task.id) == []
+    assert store.events(task.id) == []
+
+    def succeed() -> int:
+        store.update_task(task.id, 1, progress=50)
+        return store.batch(lambda: store.append_event(task.id, "a", {}).seq)  # a batch inside is part of it
+
+    assert store.batch(succeed) == 1  # numbered as if the undone events had never been
+    assert store.get_task(task.id).progress == 50
+    assert [e.type for e in store.events(task.id)] == ["a"]
+
+
 # --- pruning ------------------------------------------------------------------------------------------------------
 
 
-def with_history(store: SqlStore, task: TaskRecord, events: int = 2) -> None:
+def with_history(store: Store, task: TaskRecord, events: int = 2) -> None:
     store.add_subtask(SubtaskRecord(task_id=task.id, message_id=1, role="USER"))
     store.append_events(task.id, [("e", {})] * events)
 
 
-def test_prune_by_age_removes_only_old_finished_tasks(store: SqlStore) -> None:
+def test_prune_by_age_removes_only_old_finished_tasks(store: Store) -> None:
     old = [new_task(store) for _ in FINISHED]
     for task, status in zip(old, FINISHED, strict=True):
         with_history(store, task, events=3)
@@ -295,7 +345,7 @@ def test_prune_by_age_removes_only_old_finished_tasks(store: SqlStore) -> None:
     assert store.prune(older_than=cutoff) == PruneReport()
 
 
-def test_prune_by_count_keeps_the_newest_finished(store: SqlStore) -> None:
+def test_prune_by_count_keeps_the_newest_finished(store: Store) -> None:
     finished = [finish(store, new_task(store)) for _ in range(5)]
     waiting = new_task(store, status=TaskState.PENDING_CONFIRMATION)
     with_history(store, waiting)
@@ -305,7 +355,7 @@ def test_prune_by_count_keeps_the_newest_finished(store: SqlStore) -> None:
     assert len(store.events(waiting.id)) == 2
 
 
-def test_prune_with_both_rules_removes_only_what_both_name(store: SqlStore) -> None:
+def test_prune_with_both_rules_removes_only_what_both_name(store: Store) -> None:
     old = finish(store, new_task(store))
     cutoff = datetime.now(UTC)
     newer = [finish(store, new_task(store)) for _ in range(3)]
@@ -315,7 +365,7 @@ def test_prune_with_both_rules_removes_only_what_both_name(store: SqlStore) -> N
     assert old.id not in {t.id for t in store.list_tasks()}
 
 
-def test_prune_never_touches_unfinished_tasks(store: SqlStore) -> None:
+def test_prune_never_touches_unfinished_tasks(store: Store) -> None:
     waiting = [new_task(store, status=status) for status in UNFINISHED]
     for task in waiting:
         with_history(store, task)
@@ -325,7 +375,9 @@ def test_prune_never_touches_unfinished_tasks(store: SqlStore) -> None:
     assert all(len(store.events(t.id)) == 2 for t in waiting)
 
 
-def test_prune_works_in_batches(store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prune_works_in_batches(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not isinstance(store, SqlStore):
+        pytest.skip("SQL only: the memory store prunes in one step, there are no batches to shrink")
     monkeypatch.setattr(_sql_store, "_PRUNE_BATCH", 2)
     for _ in range(5):
         with_history(store, finish(store, new_task(store)), events=1)
@@ -333,7 +385,7 @@ def test_prune_works_in_batches(store: SqlStore, monkeypatch: pytest.MonkeyPatch
     assert store.list_tasks() == []
 
 
-def test_prune_arguments(store: SqlStore) -> None:
+def test_prune_arguments(store: Store) -> None:
     assert store.prune() == PruneReport()
     with pytest.raises(ValueError, match="keep_last"):
         store.prune(keep_last=-1)
@@ -341,9 +393,173 @@ def test_prune_arguments(store: SqlStore) -> None:
         store.prune(older_than=datetime.now())
 
 
-def test_a_pruned_task_is_gone(store: SqlStore) -> None:
+def test_the_memory_store_never_reuses_the_id_of_a_pruned_task() -> None:
+    # SQLite does (its ids are the highest plus one); PostgreSQL and MariaDB do not, nor does the memory store.
+    store = MemoryStore()
+    pruned = finish(store, new_task(store))
+    store.prune(keep_last=0)
+    assert new_task(store).id == pruned.id + 1
+
+
+def test_a_pruned_task_is_gone(store: Store) -> None:
     task = finish(store, new_task(store))
     store.prune(keep_last=0)
     assert store.get_task(task.id) is None
     with pytest.raises(NotFoundError):
         store.append_event(task.id, "late", {})
+
+
+# --- the memory store agrees with the SQL store --------------------------------------------------------------------
+
+MISSING = 999  # a task or subtask id that is never assigned
+_text = st.text(st.sampled_from("ab é✓"), max_size=4)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False) | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=6,
+)
+_objects = st.dictionaries(_text, _json, max_size=3)
+_moments = st.none() | st.datetimes(timezones=st.just(UTC))
+_task_changes = st.fixed_dictionaries(
+    {},
+    optional={
+        "status": st.sampled_from(TaskState),
+        "progress": st.integers(-1, 101),  # the ends are invalid: both must refuse them alike
+        "current_stage": st.integers(0, 3),
+        "title": _text,
+        "namespace": st.sampled_from(["default", "x"]),
+        "name": st.none() | _text,
+        "labels": st.dictionaries(_text, _text, max_size=2),
+        "spec": _objects,
+        "result": st.none() | _objects,
+        "error_message": st.none() | _text,
+        "completed_at": _moments,
+    },
+)
+_subtask_changes = st.fixed_dictionaries(
+    {},
+    optional={
+        "status": st.sampled_from(SubtaskState),
+        "progress": st.integers(-1, 101),
+        "bot": st.none() | _text,
+        "stage": st.none() | st.integers(0, 3),
+        "result": st.none() | _objects,
+        "error_message": st.none() | _text,
+        "completed_at": _moments,
+    },
+)
+_event_items = st.lists(
+    st.tuples(_text, _objects) | st.tuples(_text, _objects, st.none() | st.integers(1, 4)), max_size=3
+)
+
+
+def _seen(value: object) -> object:
+    """What a caller can compare across stores: records without their store-made timestamps."""
+    if isinstance(value, list):
+        return [_seen(v) for v in value]
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump(exclude={"created_at", "updated_at"})
+    return value
+
+
+class MemoryAgreesWithSql(RuleBasedStateMachine):
+    """The same calls on a MemoryStore and on a SqlStore in SQLite's memory: the same results and the same errors.
+
+    Nothing is pruned: SQLite may hand a pruned task's id out again, the memory store never does (nor do the
+    servers), so the ids would part."""
+
+    tasks = Bundle("tasks")
+
+    @initialize()
+    def start(self) -> None:
+        self.stores: tuple[Store, Store] = (MemoryStore(), SqlStore.open("sqlite://"))
+        self.touched: set[int] = set()  # tasks whose subtasks or events may have changed since the last check
+
+    def teardown(self) -> None:
+        if hasattr(self, "stores"):
+            self.stores[1].close()
+
+    def both(self, call: Callable[[Store], Any]) -> Any:
+        """`call` on each store: the same outcome, a result or an error."""
+        outcomes = []
+        for store in self.stores:
+            try:
+                outcomes.append(("result", _seen(call(store))))
+            except Exception as error:
+                outcomes.append((type(error).__name__, str(error)))
+        assert outcomes[0] == outcomes[1]
+        return outcomes[0][1]
+
+    @rule(
+        target=tasks,
+        namespace=st.sampled_from(["default", "x"]),
+        name=st.none() | _text,
+        status=st.sampled_from(TaskState),
+        prompt=_text,
+        spec=_objects,
+    )
+    def create_task(self, namespace: str, name: str | None, status: TaskState, prompt: str, spec: dict) -> int:
+        task = TaskRecord(team="default/t", namespace=namespace, name=name, status=status, prompt=prompt, spec=spec)
+        return self.both(lambda s: s.create_task(task))["id"]
+
+    @rule(task=tasks | st.just(MISSING), changes=_task_changes, stale=st.sampled_from([0, 0, -1, 1]))
+    def update_task(self, task: int, changes: dict[str, Any], stale: int) -> None:
+        current = self.stores[0].get_task(task)
+        version = (1 if current is None else current.version) + stale
+        self.both(lambda s: s.update_task(task, version, **changes))
+
+    @rule(
+        task=tasks | st.just(MISSING),
+        message_id=st.integers(1, 3),  # repeats are conflicts
+        role=st.sampled_from(["USER", "ASSISTANT"]),
+        parent_id=st.none() | st.integers(1, 2),
+        prompt=_text,
+    )
+    def add_subtask(self, task: int, message_id: int, role: str, parent_id: int | None, prompt: str) -> None:
+        subtask = SubtaskRecord(task_id=task, message_id=message_id, role=role, parent_id=parent_id, prompt=prompt)
+        self.both(lambda s: s.add_subtask(subtask))
+        self.touched.add(task)
+
+    @rule(subtask=st.integers(1, 6), changes=_subtask_changes)
+    def update_subtask(self, subtask: int, changes: dict[str, Any]) -> None:
+        updated = self.both(lambda s: s.update_subtask(subtask, **changes))
+        if isinstance(updated, dict):
+            self.touched.add(updated["task_id"])
+
+    @rule(task=tasks | st.just(MISSING), type=_text, data=_objects, subtask=st.none() | st.integers(1, 4))
+    def append_event(self, task: int, type: str, data: dict[str, Any], subtask: int | None) -> None:
+        self.both(lambda s: s.append_event(task, type, data, subtask))
+        self.touched.add(task)
+
+    @rule(task=tasks | st.just(MISSING), items=_event_items)
+    def append_events(self, task: int, items: list[tuple[Any, ...]]) -> None:
+        self.both(lambda s: s.append_events(task, items))
+        self.touched.add(task)
+
+    @rule(
+        task=tasks | st.just(MISSING),
+        after=st.integers(-1, 6),
+        limit=st.none() | st.integers(0, 3),
+        namespace=st.none() | st.sampled_from(["default", "x"]),
+        status=st.none() | st.sampled_from(TaskState),
+    )
+    def read(self, task: int, after: int, limit: int | None, namespace: str | None, status: TaskState | None) -> None:
+        self.both(lambda s: s.get_task(task))
+        self.both(lambda s: s.events(task, after=after, limit=limit))
+        self.both(lambda s: s.list_tasks(namespace=namespace, status=status, limit=limit))
+
+    @invariant()
+    def same_contents(self) -> None:
+        if not hasattr(self, "stores"):
+            return
+        self.both(lambda s: s.list_tasks())  # every task record
+        for task in self.touched:
+            self.both(lambda s, task=task: s.subtasks(task))
+            self.both(lambda s, task=task: s.events(task))
+        self.touched.clear()
+
+
+MemoryAgreesWithSql.TestCase.settings = settings(
+    max_examples=50, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+TestMemoryAgreesWithSql = MemoryAgreesWithSql.TestCase
