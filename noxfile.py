@@ -36,9 +36,10 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The main job, as far as the library goes today: check every example, apply them to the embedded SQLite store
-    (kept in .nox/demo/home for the demo), list what is stored, and plan the pipeline Task from the store.
-    (Running it end to end comes with the engine, issue 4, and the local model, issue 5.)"""
+    """The main job: check every example, apply them to the embedded SQLite store (kept in .nox/demo/home for the
+    demo), plan the pipeline Task, and run it end to end: the spec stage waits for a confirmation (exit code 3),
+    then `wegent confirm` lets the developer and the reviewer finish it. The models are the scripted stand-in of
+    examples/offline until the offline local model lands (issue 5)."""
     session.install("-e", ".")
     env = {"WEGENT_HOME": f"{session.virtualenv.location}/home"}
     examples = [
@@ -51,5 +52,9 @@ def demo(session: nox.Session) -> None:
     ]
     session.run("wegent", "validate", "--strict", "-f", *examples, env=env)
     session.run("wegent", "apply", "-f", *examples, env=env)
+    session.run("wegent", "apply", "-f", "examples/offline", env=env)  # default-model becomes the scripted one
     session.run("wegent", "get", "teams", "-o", "wide", env=env)
-    session.run("wegent", "plan", "--task", "add-rate-limiter", *session.posargs, env=env)
+    session.run("wegent", "plan", "--task", "add-rate-limiter", env=env)
+    session.run("wegent", "run", "--task", "add-rate-limiter", "--follow", *session.posargs, env=env, success_codes=[3])
+    session.run("wegent", "confirm", "add-rate-limiter", "--follow", *session.posargs, env=env)
+    session.run("wegent", "get", "tasks", env=env)

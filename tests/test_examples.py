@@ -1,4 +1,5 @@
-"""The examples: each folder, together with examples/common, loads strictly and plans as its folder name says."""
+"""The examples: each collaboration model's folder, together with examples/common, loads strictly and plans as its
+folder name says; examples/offline runs the pipeline example end to end with scripted models."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from wegent_core._resources import CollaborationModel, Ghost, Task, Team
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 COMMON = EXAMPLES / "common"
-FOLDERS = sorted(p for p in EXAMPLES.iterdir() if p.is_dir() and p.name != "common")
+MODES = {m.value for m in CollaborationModel}
+FOLDERS = sorted(p for p in EXAMPLES.iterdir() if p.name in MODES)  # one per collaboration model; others are tools
 ENVIRON = {"OPENAI_API_KEY": "sk-test", "ANTHROPIC_API_KEY": "sk-ant-test"}
 
 
@@ -21,7 +23,7 @@ def load_example(folder: Path) -> ResourceSet:
 
 
 def test_there_is_an_example_per_collaboration_model() -> None:
-    assert {m.value for m in CollaborationModel} <= {f.name for f in FOLDERS}
+    assert {f.name for f in FOLDERS} == MODES
     for folder in FOLDERS:
         assert (folder / "team.yaml").is_file(), folder
 
@@ -108,3 +110,24 @@ def test_example_teams_resolve_to_their_collaboration_model(folder: Path) -> Non
         plan = resolve_task(store, task.name, task.namespace, environ=ENVIRON)
         assert plan.collaboration_model.value == folder.name
         assert plan.prompt == task.spec.prompt
+
+
+def test_the_offline_models_run_the_pipeline_task_end_to_end() -> None:
+    """What `./dev demo` does: the pipeline example's Task, with examples/offline's scripted models in place of the
+    real ones, stops for a confirmation after the spec, and the developer and the reviewer then finish it."""
+    from wegent_core import TaskState, Wegent
+
+    offline = load(EXAMPLES / "offline", strict=True)
+    assert {m.spec.protocol for m in offline.of_kind("Model")} == {"scripted"}
+    with Wegent("sqlite://") as wg:
+        wg.apply(list(load_example(EXAMPLES / "pipeline")))
+        wg.apply(list(offline))  # replaces default-model and claude-model
+        task = wg.run(wg.store.get("Task", "add-rate-limiter"))
+        assert task.wait().status is TaskState.PENDING_CONFIRMATION
+        assert "## Acceptance criteria" in task.result()
+        task.confirm()
+        record = task.wait()
+        assert record.status is TaskState.COMPLETED
+        assert record.result["value"].startswith("Approve")
+        bots = [s.bot for s in task.subtasks() if s.role == "ASSISTANT"]
+        assert bots == ["default/spec-writer-bot", "default/developer-bot", "default/code-reviewer-bot"]

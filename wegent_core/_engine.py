@@ -233,6 +233,8 @@ class Engine:
     async def send(self, task_id: int, message: str) -> None:
         """A follow-up message: allowed once the task is finished or waits for a confirmation, as upstream."""
         record = await self._get(task_id)
+        if record.labels.get("autoDeleteExecutor") == "true":  # as upstream: its executor is gone with the result
+            raise TaskError("Task has autoDeleteExecutor=true: it cannot take follow-up messages")
         if record.status not in FOLLOW_UP_FROM:
             if record.status is TaskState.RUNNING:
                 raise TaskError("Task is still running; wait for it to finish before sending a message")
