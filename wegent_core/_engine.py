@@ -28,6 +28,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from . import _orchestrate
@@ -115,6 +116,7 @@ class Engine:
         self._group: TaskGroup | None = None
         self._limiter = anyio.CapacityLimiter(4)
         self._clients: dict[tuple[int, str], ModelClient] = {}
+        self._blocking = getattr(store, "blocking", True)
         self._runner = {"pid": os.getpid(), "host": socket.gethostname(), "engine": uuid.uuid4().hex}
 
     @property
@@ -143,7 +145,11 @@ class Engine:
     # --- store access ---------------------------------------------------------------------------------------------
 
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call a (blocking) store method in a worker thread."""
+        """Call a store method: in a worker thread, unless the store says its calls never block (`blocking = False`,
+        as the memory store does), when a thread would cost more than the call."""
+        if not self._blocking:
+            await anyio.lowlevel.checkpoint()  # still a point where the task can be cancelled or give way
+            return fn(*args, **kwargs)
         return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=self._limiter)
 
     def notify(self, task_id: int) -> None:
@@ -168,7 +174,6 @@ class Engine:
         """Create a task for `team` (a name in `namespace`, or namespace/name) and start running it; its id."""
         team_ns, _, team_name = team.rpartition("/")
         options = RunOptions(f"{team_ns or namespace}/{team_name}", model, force_model)
-        plan = await self._plan(options, prompt, labels or {})
         record = TaskRecord(
             namespace=namespace,
             name=name,
@@ -188,7 +193,11 @@ class Engine:
             self.store.append_events(task.id, [_item(message, user.id), _item(running)])
             return task, user
 
-        task, user = await self.db(self.store.batch, create)
+        def plan_and_create() -> tuple[ExecutionPlan, TaskRecord, SubtaskRecord]:
+            plan = self._resolve(options, prompt, labels or {})  # a team that does not resolve creates no task
+            return (plan, *self.store.batch(create))
+
+        plan, task, user = await self.db(plan_and_create)  # one trip to a worker thread
         self._launch(_Run(self, task, plan, options, subtasks=[user]), started=True)
         return task.id  # type: ignore[return-value]
 
@@ -279,8 +288,8 @@ class Engine:
         run = self._runs.get(task_id)
         if run is not None:
             await run.ended.wait()  # run here: no need to read the log
-            if task_id not in self._runs:
-                return await self._get(task_id)
+            if task_id not in self._runs and run.record.status in REST:
+                return run.record.model_copy(deep=True)  # what it wrote last
         async for _ in self.follow(task_id, after=await self._last_seq(task_id)):
             pass
         return await self._get(task_id)
@@ -314,9 +323,11 @@ class Engine:
         self._group.start_soon(run.main, started)
 
     async def _plan(self, options: RunOptions, prompt: str, labels: Mapping[str, str]) -> ExecutionPlan:
+        return await self.db(self._resolve, options, prompt, labels)
+
+    def _resolve(self, options: RunOptions, prompt: str, labels: Mapping[str, str]) -> ExecutionPlan:
         namespace, _, name = options.team.rpartition("/")
-        return await self.db(
-            resolve_team,
+        return resolve_team(
             self.store,
             name,
             namespace,

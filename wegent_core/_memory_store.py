@@ -44,6 +44,8 @@ class MemoryStore:
     reentrant so that `batch` can hold it around the calls of its work.
     """
 
+    blocking = False  # every call is quick and never waits on I/O: the engine calls it on the event loop
+
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._batching = False  # a `batch` holds the lock

@@ -5,6 +5,8 @@ store-wide, strictly increasing integer (as a string, like etcd's revision). `pu
 version is still current (else `ConflictError`); `put` without one creates or replaces unconditionally. A put that
 changes nothing keeps the stored version and timestamps, so callers can tell created, updated and unchanged apart.
 Stores hand out copies: nothing a caller does to an object it passed in or got back changes what the store holds.
+A store whose calls never block (no I/O, no waiting on locks held across processes) may say so with a class
+attribute `blocking = False`; the engine then calls it on the event loop instead of in a worker thread.
 """
 
 from __future__ import annotations

@@ -78,12 +78,15 @@ async def start(
     return wg, model, await wg.run("team", prompt)
 
 
-@pytest.fixture
-async def engine() -> AsyncIterator[Any]:
-    """`await engine(replies, members, mode, prompt, ...)` -> (wegent, model, task); closed after the test."""
+@pytest.fixture(params=["sqlite://", "memory://"])
+async def engine(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """`await engine(replies, members, mode, prompt, ...)` -> (wegent, model, task); closed after the test. Every
+    test using it runs on the SQL store (in-memory SQLite, through worker threads) and on the memory store (called
+    on the event loop)."""
     opened: list[AsyncWegent] = []
 
     async def make(*args: Any, **kwargs: Any) -> tuple[AsyncWegent, ScriptedModel, AsyncTask]:
+        kwargs.setdefault("store", request.param)
         wg, model, task = await start(*args, **kwargs)
         opened.append(wg)
         return wg, model, task
