@@ -24,7 +24,9 @@ async def test_every_event_a_consumer_sees_is_already_in_the_log(engine) -> None
     wg, _, task = await engine(SLOW, ["a"])
     async for event in task:
         stored = await wg.engine.db(wg.store.events, task.id, event.seq - 1, 1)
-        assert stored and stored[0].seq == event.seq and stored[0].type == event.type
+        assert stored
+        assert stored[0].seq == event.seq
+        assert stored[0].type == event.type
 
 
 async def test_a_consumer_that_reconnects_resumes_from_its_sequence_number(engine) -> None:
@@ -45,7 +47,8 @@ async def test_a_late_consumer_gets_the_whole_log(engine) -> None:
     await task.wait()
     late = await collect(task)
     assert [e.seq for e in late] == list(range(1, len(late) + 1))
-    assert late[-1].type == "task.status" and late[-1].status is TaskState.COMPLETED
+    assert late[-1].type == "task.status"
+    assert late[-1].status is TaskState.COMPLETED
 
 
 async def test_another_process_follows_through_the_store(tmp_path: Path) -> None:
