@@ -442,6 +442,7 @@ class _Run:
     _write_lock: anyio.Lock = field(default_factory=anyio.Lock)
     _dirty: anyio.Event = field(default_factory=anyio.Event)
     _cancel_requested: bool = False
+    _staged: list[tuple[str, dict[str, Any], int | None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.budget = Budget(self.plan.limits)
@@ -469,9 +470,12 @@ class _Run:
             items = [_item(event, subtask_id) for event, subtask_id in pending]
 
             def batch() -> T | None:
-                if items:
-                    self.store.append_events(self.task_id, items)
-                return work() if work is not None else None
+                self._staged = list(items)  # every event of the commit goes in one append, at the end, in order
+                result = work() if work is not None else None
+                if self._staged:
+                    self.store.append_events(self.task_id, self._staged)
+                self._staged = []
+                return result
 
             try:
                 result = await self.engine.db(self.store.batch, batch)
@@ -488,6 +492,10 @@ class _Run:
             await anyio.sleep(_FLUSH_EVERY)  # gather a few deltas into one write
             if self._pending:
                 await self.commit()
+
+    def log(self, items: list[tuple[str, dict[str, Any], int | None]]) -> None:
+        """In a commit's work: events to append, with the commit's other events, at its end."""
+        self._staged += items
 
     def update_task(self, **changes: Any) -> TaskRecord:
         """In a commit's work: change the task record (through the state machine), with the run's budget.
@@ -519,7 +527,7 @@ class _Run:
         event = TaskStatus(status=status, stage=record.current_stage, progress=record.progress)
         if record.error_message and status is TaskState.FAILED:
             event = event.model_copy(update={"error": record.error_message})
-        self.store.append_events(self.task_id, [_item(event)])
+        self.log([_item(event)])
 
     def set_subtask(self, subtask: SubtaskRecord, status: SubtaskState, **changes: Any) -> SubtaskRecord:
         """In a commit's work: a subtask's new status, and its event."""
@@ -528,7 +536,7 @@ class _Run:
             changes.setdefault("completed_at", _now())
         updated = self.store.update_subtask(subtask.id, status=status, **changes)
         event = _subtask_event(updated, status, error=changes.get("error_message"))
-        self.store.append_events(self.task_id, [_item(event, updated.id)])
+        self.log([_item(event, updated.id)])
         self._remember(updated)
         return updated
 
@@ -623,7 +631,7 @@ class _Run:
                 self._cancel_everything()
                 return
             self._end_unfinished_steps(SubtaskState.FAILED, error_message=message)
-            self.store.append_events(self.task_id, [_item(Error(message=message, code=code))])
+            self.log([_item(Error(message=message, code=code))])
             self.set_status(TaskState.FAILED, error_message=message, completed_at=_now())
 
         with anyio.CancelScope(shield=True):
@@ -697,7 +705,7 @@ class _Run:
 
             def add() -> SubtaskRecord:
                 added = self.store.add_subtask(record.model_copy(update={"status": SubtaskState.RUNNING}))
-                self.store.append_events(self.task_id, [_item(_subtask_event(added, SubtaskState.RUNNING), added.id)])
+                self.log([_item(_subtask_event(added, SubtaskState.RUNNING), added.id)])
                 return added
 
             subtask = await self.commit(add)
@@ -732,7 +740,7 @@ class _Run:
         message = Message(role="ASSISTANT", message_id=running.message_id, text=result.text, member=member.bot)
 
         def done() -> None:
-            self.store.append_events(self.task_id, [_item(message, running.id)])
+            self.log([_item(message, running.id)])
             self.set_subtask(running, SubtaskState.COMPLETED, progress=100, result=saved)
             if final and stage is not None:
                 self.update_task()  # reads the task again if another process moved the stage pointer meanwhile
@@ -771,9 +779,7 @@ class _Run:
 
     async def ask_confirmation(self, stage: int, handoff: str, text: str) -> None:
         def work() -> None:
-            self.store.append_events(
-                self.task_id, [_item(ConfirmationRequest(stage=stage, next_stage=stage + 1, handoff=handoff))]
-            )
+            self.log([_item(ConfirmationRequest(stage=stage, next_stage=stage + 1, handoff=handoff))])
             self.set_status(TaskState.PENDING_CONFIRMATION, progress=100, result={"value": text}, completed_at=_now())
 
         await self.commit(work)
@@ -786,12 +792,11 @@ class _Run:
         def work() -> None:
             user = self.store.add_subtask(_user_message(self.task_id, message_id, handoff, parent=message_id - 1))
             self._remember(user)
-            self.store.append_events(
-                self.task_id,
+            self.log(
                 [
                     _item(Handoff(source=source, target=target, text=handoff, reason="pipeline"), user.id),
                     _item(Message(role="USER", message_id=message_id, text=handoff), user.id),
-                ],
+                ]
             )
             self.update_task(current_stage=stage + 1, progress=progress)
 
@@ -816,7 +821,7 @@ class _Run:
             user = self.store.add_subtask(_user_message(self.task_id, message_id, text))
             self._remember(user)
             message = Message(role="USER", message_id=message_id, text=text)
-            self.store.append_events(self.task_id, [_item(message, user.id)])
+            self.log([_item(message, user.id)])
             self.set_status(TaskState.PENDING, progress=0, error_message=None, completed_at=None, _follow=True)
 
         await self.commit(work)
@@ -828,7 +833,7 @@ class _Run:
             current = self.store.get_task(self.task_id)
             spec = {**current.spec, "runner": runner}
             self.record = self.store.update_task(self.task_id, current.version, spec=spec)
-            self.store.append_events(self.task_id, [_item(TaskResumed(pid=runner["pid"], rerun=rerun))])
+            self.log([_item(TaskResumed(pid=runner["pid"], rerun=rerun))])
 
         await self.commit(work)
         self.budget.restore(self.record.spec.get("budget") or {})
