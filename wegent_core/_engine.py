@@ -114,7 +114,7 @@ class Engine:
         self._runs: dict[int, _Run] = {}
         self._wakeups: dict[int, anyio.Event] = {}
         self._group: TaskGroup | None = None
-        self._limiter = anyio.CapacityLimiter(4)
+        self._limiter = anyio.CapacityLimiter(getattr(store, "workers", 4))
         self._clients: dict[tuple[int, str], ModelClient] = {}
         self._blocking = getattr(store, "blocking", True)
         self._runner = {"pid": os.getpid(), "host": socket.gethostname(), "engine": uuid.uuid4().hex}

@@ -6,7 +6,9 @@ version is still current (else `ConflictError`); `put` without one creates or re
 changes nothing keeps the stored version and timestamps, so callers can tell created, updated and unchanged apart.
 Stores hand out copies: nothing a caller does to an object it passed in or got back changes what the store holds.
 A store whose calls never block (no I/O, no waiting on locks held across processes) may say so with a class
-attribute `blocking = False`; the engine then calls it on the event loop instead of in a worker thread.
+attribute `blocking = False`; the engine then calls it on the event loop instead of in a worker thread. A blocking
+store may say how many calls are worth running at once (`workers`, default 4): one for a SQLite file, whose writers
+take turns anyway, more for a database server.
 """
 
 from __future__ import annotations

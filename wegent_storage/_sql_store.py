@@ -142,6 +142,9 @@ class SqlStore:
         # without deadlocks; on SQLite, BEGIN IMMEDIATE already serialises every writer.
         self._lock_revision_first = not sqlite
         self._batch = threading.local()  # .connection: the transaction of a `batch` running in this thread
+        # Calls worth running at once (the engine's worker threads): SQLite has one writer, and more threads only
+        # fight over the interpreter lock; a server overlaps the round trips of several connections.
+        self.workers = 1 if sqlite else 8
 
     @classmethod
     def open(cls, url: str, *, upgrade: bool | None = None, secrets: Any = None) -> SqlStore:
