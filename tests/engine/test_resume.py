@@ -152,3 +152,35 @@ async def test_an_engine_closed_mid_task_leaves_it_to_resume() -> None:
     assert resumed_event.data["rerun"] == [4]  # stage b's step ran again; stage a's did not
     assert [r.member for r in model.requests] == ["default/a", "default/b", "default/b"]
     store.close()
+
+
+@pytest.mark.anyio
+async def test_a_repeated_tool_call_carries_the_same_idempotency_key() -> None:
+    """The process dies during a tool call; the resumed task calls the tool again with the same key, so a tool with
+    side effects can tell the repeat."""
+    from wegent_core import tool
+
+    keys: list[str] = []
+    started = anyio.Event()
+
+    @tool
+    async def charge(amount: int, context) -> str:
+        """Charge the customer."""
+        keys.append(context.idempotency_key)
+        started.set()
+        await anyio.sleep(10 if len(keys) == 1 else 0)  # the first call never returns: its process dies
+        return f"charged {amount}"
+
+    store = SqlStore.open("sqlite://")
+    replies = [{"tool_call": {"name": "charge", "arguments": {"amount": 5}}}, "done"]
+    async with AsyncWegent(store, models={"m": ScriptedModel(replies)}, tools=[charge]) as first:
+        await first.apply(team_yaml("m", ["a"]))
+        task = await first.run("team", "charge it")
+        with anyio.fail_after(5):
+            await started.wait()
+    async with AsyncWegent(store, models={"m": ScriptedModel(replies)}, tools=[charge]) as second:
+        (resumed,) = await second.resume()
+        assert await resumed.result() == "done"
+    assert len(keys) == 2
+    assert keys[0] == keys[1] == f"task-{task.id}/message-2/step-1/call-1"
+    store.close()
