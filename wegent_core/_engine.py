@@ -361,10 +361,6 @@ class Engine:
             raise NotFoundError(f"task {task_id} not found")
         return record
 
-    async def _update(self, record: TaskRecord, **changes: Any) -> TaskRecord:
-        task_transition(record.status, changes.get("status", record.status))
-        return await self.db(self.store.update_task, record.id, record.version, **changes)
-
     async def _finish_cancelled(self, record: TaskRecord) -> None:
         def work() -> None:
             current = self.store.get_task(record.id)
@@ -390,15 +386,16 @@ class Engine:
         return starts[-1] - 1 if starts else 0
 
     async def _resting(self, task_id: int, records: list[Any]) -> bool:
+        """Whether a follower that just read `records` has seen everything: no run here, the last event read (if
+        any) says the task rests, the task does rest, and nothing was written since."""
         if task_id in self._runs:
             return False
         last = records[-1] if records else None
         if last is not None and not (last.type == "task.status" and last.data.get("status") in REST):
             return False
-        record = await self._get(task_id)
-        if record.status not in REST:
+        if (await self._get(task_id)).status not in REST:
             return False
-        return not await self.db(self.store.events, task_id, records[-1].seq if records else 0, 1) if last else True
+        return last is None or not await self.db(self.store.events, task_id, last.seq, 1)
 
     async def _check_runner(self, task_id: int) -> None:
         """A followed task that makes no progress: raise if no process runs it any more (it would never rest)."""
