@@ -17,11 +17,14 @@ only, never an event loop the caller may be running.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+import anyio
+from anyio.from_thread import BlockingPortal
 
 from ._apply import ApplyReport
 from ._apply import apply as apply_resources
@@ -101,17 +104,19 @@ class AsyncWegent:
         labels: Mapping[str, str] | None = None,
     ) -> AsyncTask:
         """Start a task: `team` is a Team name (or namespace/name), or a Task resource (its team, prompt and labels).
-        `model` overrides the model of bots that have none (with label forceOverrideBotModel=true, of every bot)."""
-        force, name = False, None
+        `model` (or the label `modelId`) is the model of bots that have none; with the label
+        `forceOverrideBotModel: "true"`, of every bot, as upstream's labels say."""
+        name = None
         if isinstance(team, Task):
             name = team.name  # the run carries the Task's name
             spec = team.spec
             labels = {**team.metadata.labels, **(labels or {})}
             prompt = prompt or spec.prompt
-            model = model or labels.get("modelId")
-            force = labels.get("forceOverrideBotModel") == "true"
             namespace = team.namespace
             team = f"{spec.team_ref.namespace or team.namespace}/{spec.team_ref.name}"
+        labels = dict(labels or {})
+        model = model or labels.get("modelId")
+        force = labels.get("forceOverrideBotModel") == "true"
         if not prompt:
             raise TaskError("a task needs a prompt")
         task_id = await self.engine.start(
@@ -202,15 +207,15 @@ class Wegent:
     """`AsyncWegent`, blocking: for scripts and notebooks. Close it (or use `with`) to stop its event loop thread."""
 
     def __init__(self, store: str | Any | None = None, **options: Any) -> None:
-        self._portal_cm = start_blocking_portal()
-        self._portal: BlockingPortal = self._portal_cm.__enter__()
+        self._portal, self._thread = _start_portal()
         try:
             self._async = self._portal.call(lambda: _make(store, options))
             self._context = self._portal.wrap_async_context_manager(self._async)
             self._context.__enter__()
         except BaseException:
-            self._portal_cm.__exit__(None, None, None)
+            self._stop_portal()
             raise
+        self._closed = False
         self.store = self._async.store
         self.plugins = self._async.plugins
 
@@ -221,13 +226,18 @@ class Wegent:
         self.close()
 
     def close(self) -> None:
-        if self._portal_cm is None:
+        """Stop the engine and its thread. Tasks still running stop where they are, resumable as after a crash."""
+        if self._closed:
             return
+        self._closed = True
         try:
             self._context.__exit__(None, None, None)
         finally:
-            self._portal_cm.__exit__(None, None, None)
-            self._portal_cm = None  # type: ignore[assignment]
+            self._stop_portal()
+
+    def _stop_portal(self) -> None:
+        self._portal.call(self._portal.stop)
+        self._thread.join()
 
     def apply(self, source: Source, *, namespace: str | None = None) -> ApplyReport:
         return self._portal.call(lambda: self._async.apply(source, namespace=namespace))
@@ -316,6 +326,30 @@ class _Cursor:
             return await self._events.__anext__()
         except StopAsyncIteration:
             return None
+
+
+def _start_portal() -> tuple[BlockingPortal, threading.Thread]:
+    """An event loop in a daemon thread, and the portal into it. A daemon, so that a script that never closes its
+    `Wegent` still exits (its running tasks then stop as in a crash, and `resume` carries them on)."""
+    ready: queue.Queue[BlockingPortal | BaseException] = queue.Queue()
+
+    async def serve() -> None:
+        async with BlockingPortal() as portal:
+            ready.put(portal)
+            await portal.sleep_until_stopped()
+
+    def main() -> None:
+        try:
+            anyio.run(serve)
+        except BaseException as error:  # pragma: no cover - the loop failed to start
+            ready.put(error)
+
+    thread = threading.Thread(target=main, name="wegent-engine", daemon=True)
+    thread.start()
+    portal = ready.get()
+    if isinstance(portal, BaseException):
+        raise portal
+    return portal, thread
 
 
 async def _make(store: Any, options: dict[str, Any]) -> AsyncWegent:

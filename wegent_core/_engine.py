@@ -251,6 +251,7 @@ class Engine:
         options = _options(record)
         plan = await self._plan(options, message, record.labels)
         run = _Run(self, record, plan, options)
+        run.budget = Budget(plan.limits)  # a follow-up starts a new run: the Team's limits apply to it afresh
         await run.load()
         await run.add_user_message(message)
         self._launch(run, started=True)
@@ -675,12 +676,13 @@ class _Run:
         system: str | None = None,
         answer: bool = False,
         final: bool = False,
+        step: str | None = None,
         title: str = "",
     ) -> TurnResult:
         """One member's turn as a subtask: reused if a completed one for the same step exists (a resumed round),
         run again if it was left unfinished, else created and run. `final`: its answer completes the task, in the
         same write (unless the stage pointer moved meanwhile: a stale completion finishes nothing)."""
-        found = self.find_step(parent, member.bot, prompt)
+        found = self.find_step(parent, member.bot, prompt, step)
         if found is not None and found.status is SubtaskState.COMPLETED:
             saved = found.result or {}
             if final and self.record.status not in REST:
@@ -695,6 +697,7 @@ class _Run:
                 role="ASSISTANT",
                 bot=member.bot,
                 stage=stage,
+                step=step,
                 title=title or f"{self.record.title} - {member.bot.rpartition('/')[2]}",
                 prompt=prompt,
             )
@@ -710,6 +713,8 @@ class _Run:
         running = subtask
         if subtask.status is not SubtaskState.RUNNING:
             running = await self.commit(lambda: self.set_subtask(subtask, SubtaskState.RUNNING))
+        elif found is not None:  # an unfinished step of a resumed task runs again: say so, so attempts can be told
+            await self.commit(lambda: self.log([_item(_subtask_event(subtask, SubtaskState.RUNNING), subtask.id)]))
         turn = Turn(
             task_id=self.task_id,
             subtask_id=running.id,
@@ -737,7 +742,8 @@ class _Run:
         message = Message(role="ASSISTANT", message_id=running.message_id, text=result.text, member=member.bot)
 
         def done() -> None:
-            self.log([_item(message, running.id)])
+            if result.text:  # a leader that only routed wrote no message
+                self.log([_item(message, running.id)])
             self.set_subtask(running, SubtaskState.COMPLETED, progress=100, result=saved)
             if final and stage is not None:
                 self.update_task()  # reads the task again if another process moved the stage pointer meanwhile
@@ -751,10 +757,18 @@ class _Run:
         await self.commit(done)
         return result
 
-    def find_step(self, parent: int, bot: str, prompt: str) -> SubtaskRecord | None:
-        """The subtask of a step (a member answering `prompt` for message `parent`), if it was started."""
+    def find_step(self, parent: int, bot: str, prompt: str, step: str | None = None) -> SubtaskRecord | None:
+        """The subtask of a step, if it was started (by this run, or by the process that died): a delegated step by
+        its key, any other by who answers what (a member answering `prompt` for message `parent`), which a round
+        asks once. A step being written (no id yet) is not found: a second identical call is a step of its own."""
         for sub in self.subtasks:
-            same = sub.role == "ASSISTANT" and sub.parent_id == parent and sub.bot == bot and sub.prompt == prompt
+            if sub.id is None or sub.role != "ASSISTANT" or sub.bot != bot:
+                continue
+            same = (
+                sub.step == step
+                if step is not None
+                else (sub.parent_id, sub.prompt, sub.step) == (parent, prompt, None)
+            )
             if same and sub.status in (SubtaskState.COMPLETED, SubtaskState.PENDING, SubtaskState.RUNNING):
                 return sub
         return None

@@ -146,7 +146,7 @@ class TaskResumed(Event):
 class Error(Event):
     type: Literal["error"] = "error"
     message: str
-    code: str = "error"  # rate_limit | server | timeout | fatal | limit | tool | internal | resume
+    code: str = "error"  # rate_limit | server | timeout | fatal | limit | internal
     retryable: bool = False
     attempt: int | None = None
 

@@ -159,7 +159,8 @@ async def coordinate(run: _Run, user: SubtaskRecord) -> None:
         leader_step = run.find_step(user.message_id, leader.bot, user.prompt)
         assert leader_step is not None, "the leader's turn is a subtask before it can delegate"
         run.emit(Handoff(source=leader.bot, target=member.bot, text=task, reason="delegate", member=leader.bot))
-        result = await run.member_turn(member, task, parent=leader_step.message_id)  # same step: same result
+        step = context.idempotency_key  # the same on a resumed task: a delegation that completed is not asked again
+        result = await run.member_turn(member, task, parent=leader_step.message_id, step=step)
         return result.text
 
     tool = _MemberTool(

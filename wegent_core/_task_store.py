@@ -51,6 +51,11 @@ class SubtaskRecord(Record):
     role: str = Field(description="USER or ASSISTANT")
     bot: str | None = Field(default=None, description="namespace/name of the Bot that answers")
     stage: int | None = None
+    step: str | None = Field(
+        default=None,
+        description="A delegated step's key (the delegating tool call's idempotency key): a resumed "
+        "task finds the step by it",
+    )
     title: str = ""
     prompt: str = ""
     status: SubtaskState = SubtaskState.PENDING

@@ -140,3 +140,28 @@ async def test_a_follow_up_sees_the_conversation(engine) -> None:
         (3, None, "USER"),
         (4, 3, "ASSISTANT"),
     ]
+
+
+async def test_the_same_delegation_twice_runs_twice(engine) -> None:
+    """Two identical delegations in one reply, and again in a later reply: each is a step of its own."""
+    call = delegate("a", "count to three")["tool_call"]
+    replies = [
+        {"member": "lead", "tool_calls": [call, call]},
+        {"member": "a", "text": "1 2 3"},
+        {"member": "a", "text": "one two three"},
+        {"member": "lead", "tool_call": call},
+        {"member": "a", "text": "uno dos tres"},
+        {"member": "lead", "text": "counted thrice"},
+    ]
+    _, model, task = await engine(replies, [{"bot": "lead", "role": "leader"}, "a"], "coordinate")
+    assert await task.result() == "counted thrice"
+    assert len([r for r in model.requests if r.member == "default/a"]) == 3
+    delegated = [s for s in await task.subtasks() if s.bot == "default/a"]
+    assert len({s.step for s in delegated}) == 3
+
+
+async def test_a_leader_that_only_routes_writes_no_empty_message(engine) -> None:
+    replies = [{"member": "lead", **route_to("a")}, {"member": "a", "text": "answer"}]
+    _, _, task = await engine(replies, [{"bot": "lead", "role": "leader"}, "a"], "route")
+    events = await collect(task)
+    assert [e.text for e in events if e.type == "message" and e.role == "ASSISTANT"] == ["answer"]
