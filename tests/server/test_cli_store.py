@@ -13,15 +13,14 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from wegent_server._cli import main
+
+from .conftest import Result, Wegent
 
 UPSTREAM = Path(__file__).parent.parent / "fixtures" / "upstream"
 WEGENT = Path(sys.executable).parent / "wegent"
@@ -66,36 +65,9 @@ RESOURCES = f"""
 """
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-Wegent = Callable[..., Result]
-
-
 def write(path: Path, text: str) -> Path:
     path.write_text(textwrap.dedent(text).lstrip())
     return path
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "wegent-home"
-    monkeypatch.setenv("WEGENT_HOME", str(home))
-    for name in ("WEGENT_STORE", "WEGENT_SECRET_KEY", "WEGENT_SECRET_KEY_PREVIOUS", "WEGENT_DISABLE_PLUGINS"):
-        monkeypatch.delenv(name, raising=False)
-    return home
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store.db'}"
 
 
 @pytest.fixture

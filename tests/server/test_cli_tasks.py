@@ -8,7 +8,6 @@ Every test runs with WEGENT_HOME in a temporary directory, so the user's data di
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import signal
@@ -17,7 +16,6 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,37 +24,9 @@ import yaml
 
 from wegent_server._cli import main
 
+from .conftest import Result, Wegent
+
 HEAVY = ("pydantic", "yaml", "sqlalchemy", "anyio", "rich", "wegent_core", "wegent_storage")
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-    def lines(self) -> list[Any]:
-        return [json.loads(line) for line in self.out.splitlines()]
-
-
-Wegent = Callable[..., Result]
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "wegent-home"
-    monkeypatch.setenv("WEGENT_HOME", str(home))
-    for name in ("WEGENT_STORE", "WEGENT_SECRET_KEY", "WEGENT_SECRET_KEY_PREVIOUS", "WEGENT_DISABLE_PLUGINS"):
-        monkeypatch.delenv(name, raising=False)
-    return home
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store.db'}"
 
 
 @pytest.fixture
