@@ -70,6 +70,7 @@ REST |= {TaskState.DELETE}
 _FLUSH_EVERY = 0.02  # seconds: streamed deltas are written in batches at most this old
 _ORPHAN_CHECK = 1.0  # seconds without events before a follower checks that the task's process is alive
 _CLIENTS_KEPT = 1024  # model clients of recent tasks, reused by their later rounds
+_PLANS_KEPT = 256  # resolved plans of recent teams and options
 _LIVE_ENGINES: set[str] = set()  # the engines open in this process, by the token their task records name
 
 
@@ -116,6 +117,7 @@ class Engine:
         self._group: TaskGroup | None = None
         self._limiter = anyio.CapacityLimiter(getattr(store, "workers", 4))
         self._clients: dict[tuple[int, str], ModelClient] = {}
+        self._plans: dict[tuple[Any, ...], tuple[int, ExecutionPlan]] = {}  # by team and options: (revision, plan)
         self._blocking = getattr(store, "blocking", True)
         self._runner = {"pid": os.getpid(), "host": socket.gethostname(), "engine": uuid.uuid4().hex}
 
@@ -327,6 +329,24 @@ class Engine:
         return await self.db(self._resolve, options, prompt, labels)
 
     def _resolve(self, options: RunOptions, prompt: str, labels: Mapping[str, str]) -> ExecutionPlan:
+        """The team's plan: resolved again only when the store has changed since (its `revision()`, if it has one),
+        since resolving reads several resources and a team's tasks come in bursts. Plans are immutable; the prompt
+        is not part of one the engine uses (each round has its own message)."""
+        revision = getattr(self.store, "revision", None)
+        if revision is None:
+            return self._resolve_now(options, prompt, labels)
+        key = (options.team, options.model, options.force_model, tuple(sorted(labels.items())))
+        now = revision()
+        cached = self._plans.get(key)
+        if cached is not None and cached[0] == now:
+            return cached[1]
+        plan = self._resolve_now(options, prompt, labels)
+        self._plans[key] = (now, plan)
+        while len(self._plans) > _PLANS_KEPT:
+            del self._plans[next(iter(self._plans))]
+        return plan
+
+    def _resolve_now(self, options: RunOptions, prompt: str, labels: Mapping[str, str]) -> ExecutionPlan:
         namespace, _, name = options.team.rpartition("/")
         return resolve_team(
             self.store,

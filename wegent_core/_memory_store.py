@@ -123,7 +123,12 @@ class MemoryStore:
                 raise not_found(kind, name, namespace)
             check_version(current, key, resource_version)
             del self._resources[key]
+            self._revision += 1  # a delete is a change too (as in etcd): `revision()` moves
         return current  # the store no longer holds it, so the caller may have it without a copy
+
+    def revision(self) -> int:
+        """The store-wide revision: it moves with every put that changes something and every delete."""
+        return self._revision
 
     def _store(self, resource: Resource, expected_version: str | None) -> Resource:
         """Store a copy of `resource` unless its content is unchanged; returns what is stored. Needs the lock."""

@@ -8,7 +8,9 @@ Stores hand out copies: nothing a caller does to an object it passed in or got b
 A store whose calls never block (no I/O, no waiting on locks held across processes) may say so with a class
 attribute `blocking = False`; the engine then calls it on the event loop instead of in a worker thread. A blocking
 store may say how many calls are worth running at once (`workers`, default 4): one for a SQLite file, whose writers
-take turns anyway, more for a database server.
+take turns anyway, more for a database server. A store may also offer `revision() -> int`, the store-wide revision
+(it moves with every put that changes something and every delete, as etcd's does): the engine then reuses a team's
+resolved plan until the revision moves.
 """
 
 from __future__ import annotations

@@ -86,6 +86,7 @@ _COUNTER = counters.c.name == RESOURCE_VERSION
 _LOCK_REVISION = sa.select(counters.c.value).where(_COUNTER).with_for_update()
 _BUMP_REVISION = sa.update(counters).where(_COUNTER).values(value=counters.c.value + 1).returning(counters.c.value)
 _SAVE_REVISION = sa.update(counters).where(_COUNTER).values(value=sa.bindparam("revision"))
+_REVISION = sa.select(counters.c.value).where(_COUNTER)
 
 _TASK_BY_ID = _T.c.id == sa.bindparam("task_id")
 _TAKE_SEQS = sa.update(_T).where(_TASK_BY_ID).values(last_seq=_T.c.last_seq + sa.bindparam("count"))
@@ -232,17 +233,23 @@ class SqlStore:
         self, kind: str, name: str, namespace: str = "default", *, resource_version: str | None = None
     ) -> Resource:
         def work(connection: sa.Connection) -> Resource:
-            if self._lock_revision_first:
-                _Revision(connection, lock_first=True)  # deletes wait for puts, and the other way round
+            # On a server the counter is locked first: deletes wait for puts, and the other way round.
+            revision = _Revision(connection, lock_first=self._lock_revision_first)
             row = connection.execute(_FIND, {"namespace": namespace, "kind": kind, "name": name}).first()
             if row is None:
                 raise not_found(kind, name, namespace)
             current = self._load(*row[1:])
             check_version(current, (namespace, kind, name), resource_version)
             connection.execute(_DELETE, {"row_id": row[0]})
+            revision.next()  # a delete is a change too (as in etcd): `revision()` moves
+            revision.save()
             return current
 
         return self._run(work, write=True)
+
+    def revision(self) -> int:
+        """The store-wide revision: it moves with every put that changes something and every delete."""
+        return self._run(lambda c: c.execute(_REVISION).scalar_one(), write=False)
 
     def _put_batch(self, connection: sa.Connection, batch: builtins.list[Resource]) -> builtins.list[Resource]:
         # The stored rows are read in a few queries and the changes written with one executemany each for inserts

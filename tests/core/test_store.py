@@ -150,6 +150,19 @@ def test_delete_returns_the_deleted_resource(store: ResourceStore) -> None:
     assert store.list() == []
 
 
+def test_the_revision_moves_with_every_change_and_only_then(store: ResourceStore) -> None:
+    """What the engine's plan cache relies on: any put that changes something, and any delete, moves it."""
+    before = store.revision()
+    written = store.put(ghost())
+    assert store.revision() == int(written.metadata.resource_version) > before
+    store.put(ghost())  # unchanged
+    assert store.revision() == int(written.metadata.resource_version)
+    store.delete("Ghost", "g")
+    after_delete = store.revision()
+    assert after_delete > int(written.metadata.resource_version)
+    assert int(store.put(ghost()).metadata.resource_version) > after_delete
+
+
 def test_delete_missing_raises_not_found(store: ResourceStore) -> None:
     store.put(ghost(namespace="other"))
     with pytest.raises(NotFoundError) as caught:

@@ -165,3 +165,16 @@ async def test_a_leader_that_only_routes_writes_no_empty_message(engine) -> None
     _, _, task = await engine(replies, [{"bot": "lead", "role": "leader"}, "a"], "route")
     events = await collect(task)
     assert [e.text for e in events if e.type == "message" and e.role == "ASSISTANT"] == ["answer"]
+
+
+async def test_a_changed_team_is_resolved_again(engine) -> None:
+    """Plans are reused while the store is unchanged, and resolved again once anything changes."""
+    wg, model, task = await engine(["first", "second", "third"], ["a", "b"], "solo")
+    assert await task.result() == "first"
+    assert (await (await wg.run("team", "again")).wait()).result == {"value": "second"}
+    assert [r.member for r in model.requests] == ["default/a", "default/a"]
+    team = wg.store.get("Team", "team")
+    team.spec.members.reverse()
+    wg.store.put(team)
+    await (await wg.run("team", "after the change")).wait()
+    assert model.requests[-1].member == "default/b"
