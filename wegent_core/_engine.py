@@ -293,6 +293,9 @@ class Engine:
             await run.ended.wait()  # run here: no need to read the log
             if task_id not in self._runs and run.record.status in REST:
                 return run.record.model_copy(deep=True)  # what it wrote last
+        record = await self._get(task_id)
+        if record.status in REST and task_id not in self._runs:
+            return record
         async for _ in self.follow(task_id, after=await self._last_seq(task_id)):
             pass
         return await self._get(task_id)
@@ -508,7 +511,7 @@ class _Run:
             await self._dirty.wait()
             self._dirty = anyio.Event()
             await anyio.sleep(_FLUSH_EVERY)  # gather a few deltas into one write
-            if self._pending:
+            if self._pending and not self._write_lock.locked():  # a commit on its way takes them anyway
                 await self.commit()
 
     def log(self, items: list[tuple[str, dict[str, Any], int | None]]) -> None:
