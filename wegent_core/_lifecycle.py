@@ -27,6 +27,7 @@ S = SubtaskState
 FINISHED = frozenset({T.COMPLETED, T.FAILED, T.CANCELLED, T.DELETE})
 ACTIVE = frozenset({T.PENDING, T.RUNNING, T.CANCELLING})
 WAITING = frozenset({T.PENDING_CONFIRMATION})
+REST = FINISHED | WAITING  # nothing runs the task until a command does (a follow-up, a confirmation)
 FOLLOW_UP_FROM = frozenset({T.COMPLETED, T.FAILED, T.CANCELLED, T.PENDING_CONFIRMATION})  # as upstream allows
 CANCELLABLE = frozenset({T.PENDING, T.RUNNING, T.PENDING_CONFIRMATION})
 

@@ -23,7 +23,7 @@ from ._task_store import SubtaskRecord
 from ._tools import ToolContext, ToolError
 
 if TYPE_CHECKING:
-    from ._engine import _Run
+    from ._run import Run
 
 Advanced = Literal["advanced"]
 ADVANCED: Advanced = "advanced"
@@ -32,7 +32,7 @@ ROUTE_TOOL = "route_to_member"
 DELEGATE_TOOL = "delegate_to_member"
 
 
-async def run_round(run: _Run, user: SubtaskRecord) -> Advanced | None:
+async def run_round(run: Run, user: SubtaskRecord) -> Advanced | None:
     model = run.plan.collaboration_model
     members = run.plan.members
     if model is CollaborationModel.PIPELINE:
@@ -45,7 +45,7 @@ async def run_round(run: _Run, user: SubtaskRecord) -> Advanced | None:
 # --- solo ---------------------------------------------------------------------------------------------------------
 
 
-async def solo(run: _Run, user: SubtaskRecord) -> None:
+async def solo(run: Run, user: SubtaskRecord) -> None:
     leader = run.plan.members[run.plan.leader]
     history = run.history(before=user.message_id)
     await run.member_turn(leader, user.prompt, parent=user.message_id, history=history, answer=True, final=True)
@@ -54,7 +54,7 @@ async def solo(run: _Run, user: SubtaskRecord) -> None:
 # --- pipeline -----------------------------------------------------------------------------------------------------
 
 
-async def pipeline(run: _Run, user: SubtaskRecord) -> Advanced | None:
+async def pipeline(run: Run, user: SubtaskRecord) -> Advanced | None:
     """One stage per round (reference 3.4): confirmation only when requested and not at the last stage, else
     auto-advance with the stage's handoff as the next user message; a completion for another stage is stale."""
     members = run.plan.members
@@ -85,7 +85,7 @@ async def pipeline(run: _Run, user: SubtaskRecord) -> Advanced | None:
     return ADVANCED
 
 
-def handoff_text(run: _Run, stage: int, output: str) -> str:
+def handoff_text(run: Run, stage: int, output: str) -> str:
     """The next stage's message, from the finished stage's `contextPassing` (reference 3.4, exact strings)."""
     passing = run.plan.members[stage].context_passing
     original = f"Original user request:\n{run._first_prompt()}"
@@ -99,7 +99,7 @@ def handoff_text(run: _Run, stage: int, output: str) -> str:
     return ""
 
 
-def _parent_prompt(run: _Run, user: SubtaskRecord) -> str:
+def _parent_prompt(run: Run, user: SubtaskRecord) -> str:
     """With `contextPassing: none` the next stage gets the user message that started the stage (as upstream)."""
     return user.prompt or run._first_prompt()
 
@@ -107,7 +107,7 @@ def _parent_prompt(run: _Run, user: SubtaskRecord) -> str:
 # --- route --------------------------------------------------------------------------------------------------------
 
 
-async def route(run: _Run, user: SubtaskRecord) -> None:
+async def route(run: Run, user: SubtaskRecord) -> None:
     """The leader picks exactly one member with a tool; that member's answer is the result, unchanged. The leader
     answers itself when no member fits."""
     leader, candidates = _leader_and_others(run)
@@ -147,7 +147,7 @@ async def _end_turn(member: MemberPlan, arguments: dict[str, Any], context: Tool
 # --- coordinate ---------------------------------------------------------------------------------------------------
 
 
-async def coordinate(run: _Run, user: SubtaskRecord) -> None:
+async def coordinate(run: Run, user: SubtaskRecord) -> None:
     """The leader delegates sub-tasks to members through a tool (several at once run in parallel) and writes the
     final answer. Members do not see the delegation tool or the leader's tools."""
     leader, members = _leader_and_others(run)
@@ -188,7 +188,7 @@ async def coordinate(run: _Run, user: SubtaskRecord) -> None:
 # --- collaborate --------------------------------------------------------------------------------------------------
 
 
-async def collaborate(run: _Run, user: SubtaskRecord) -> None:
+async def collaborate(run: Run, user: SubtaskRecord) -> None:
     """Every member works on the task at once; then the leader (with no leader, the first member) merges."""
     members = run.plan.members
     has_leader = any(m.leader and m.role == "leader" for m in members)
@@ -249,7 +249,7 @@ class _MemberTool:
         return await self.action(member, arguments, context)
 
 
-def _leader_and_others(run: _Run) -> tuple[MemberPlan, list[MemberPlan]]:
+def _leader_and_others(run: Run) -> tuple[MemberPlan, list[MemberPlan]]:
     leader = run.plan.members[run.plan.leader]
     return leader, [m for m in run.plan.members if m is not leader]
 
