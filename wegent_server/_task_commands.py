@@ -85,44 +85,20 @@ async def _wegent(url: str | None) -> AsyncIterator[Any]:
 
 def _session(args: argparse.Namespace, body: Callable[[Any], Awaitable[int]]) -> int:
     """Run `body(wegent)` on an event loop with an engine on the store; WegentErrors are reported, as JSON too with
-    `-o json`. (An error raised inside `async with AsyncWegent()` comes out wrapped in an ExceptionGroup by the
-    engine's task group, so the body's errors are caught inside it.)"""
+    `-o json`."""
     import anyio
 
-    as_json = args.output == "json"
-    failure: list[WegentError] = []
+    from wegent_core._concurrency import first_error
 
     async def main() -> int:
         async with _wegent(args.store) as wg:
-            try:
-                return await body(wg)
-            except WegentError as exc:
-                failure.append(exc)
-                return 1
+            return await body(wg)
 
     try:
-        code = anyio.run(main)
-    except WegentError as exc:  # the store or the plugins, before the engine started
-        failure.append(exc)
-        code = 1
-    except BaseExceptionGroup as group:  # one error from inside task groups (a broken pipe, say): as it is
-        leaves = _leaves(group)
-        if len(leaves) != 1:
-            raise
-        if not isinstance(leaves[0], WegentError):
-            raise leaves[0] from None
-        failure.append(leaves[0])
-        code = 1
-    if failure:
-        return _fail(failure[0], as_json)
-    return code
-
-
-def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        out += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
-    return out
+        with first_error():  # an error from inside a task group (a broken pipe, say), as itself
+            return anyio.run(main)
+    except WegentError as exc:
+        return _fail(exc, args.output == "json")
 
 
 def _fail(exc: WegentError, as_json: bool) -> int:
