@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from ._agent import EndTurn
+from ._agent import EndTurn, TurnResult
 from ._concurrency import first_error
 from ._events import Handoff
 from ._models import ToolSpec
@@ -120,16 +120,8 @@ async def route(run: Run, user: SubtaskRecord) -> None:
         extra={"reason": {"type": "string", "description": "Why this member fits"}},
         action=_end_turn,
     )
-    system = f"{leader.system_prompt}\n\n{_roster('You route requests to the members of your team', candidates)}"
-    decision = await run.member_turn(
-        leader,
-        user.prompt,
-        parent=user.message_id,
-        history=run.history(before=user.message_id),
-        tools=[choose],
-        system=system,
-        answer=True,
-    )
+    intro = "You route requests to the members of your team"
+    decision = await _leader_turn(run, user, leader, intro, candidates, choose, final=False)
     chosen = names.get(str(decision.ended_by)) if decision.ended_by is not None else None
     if chosen is None:
         await run.finish(decision.text)
@@ -172,17 +164,7 @@ async def coordinate(run: Run, user: SubtaskRecord) -> None:
         required=("task",),
         action=delegate,
     )
-    system = f"{leader.system_prompt}\n\n{_roster('You coordinate the members of your team', members)}"
-    await run.member_turn(
-        leader,
-        user.prompt,
-        parent=user.message_id,
-        history=run.history(before=user.message_id),
-        tools=[tool],
-        system=system,
-        answer=True,
-        final=True,
-    )
+    await _leader_turn(run, user, leader, "You coordinate the members of your team", members, tool, final=True)
 
 
 # --- collaborate --------------------------------------------------------------------------------------------------
@@ -247,6 +229,22 @@ class _MemberTool:
             known = ", ".join(sorted(self.members))
             raise ToolError(f"{name!r} is not a member of this team (members: {known})")
         return await self.action(member, arguments, context)
+
+
+async def _leader_turn(
+    run: Run, user: SubtaskRecord, leader: MemberPlan, intro: str, members: list[MemberPlan], tool: Any, *, final: bool
+) -> TurnResult:
+    """The leader's turn of a route or coordinate round: its own prompt, the roster of `members`, and `tool`."""
+    return await run.member_turn(
+        leader,
+        user.prompt,
+        parent=user.message_id,
+        history=run.history(before=user.message_id),
+        tools=[tool],
+        system=f"{leader.system_prompt}\n\n{_roster(intro, members)}",
+        answer=True,
+        final=final,
+    )
 
 
 def _leader_and_others(run: Run) -> tuple[MemberPlan, list[MemberPlan]]:
