@@ -53,7 +53,7 @@ class Run:
     budget: Budget = field(init=False)
     cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     ended: anyio.Event = field(default_factory=anyio.Event)  # set when the run stops, whatever the outcome
-    _pending: list[tuple[Event, int | None]] = field(default_factory=list)
+    _pending: list[Event] = field(default_factory=list)  # emitted, not written yet
     _write_lock: anyio.Lock = field(default_factory=anyio.Lock)
     _dirty: anyio.Event = field(default_factory=anyio.Event)
     _cancel_requested: bool = False
@@ -75,14 +75,14 @@ class Run:
 
     def emit(self, event: Event) -> None:
         """Record an event; it is written (by the flusher, or with the next commit) before anyone sees it."""
-        self._pending.append((event, event.subtask_id))
+        self._pending.append(event)
         self._dirty.set()
 
     async def commit(self, work: Callable[[], T] | None = None) -> T | None:
         """Write the pending events and then `work`'s store calls in one transaction, and wake the consumers."""
         async with self._write_lock:
             pending, self._pending = self._pending, []
-            items = [item(event, subtask_id) for event, subtask_id in pending]
+            items = [item(event) for event in pending]
 
             def batch() -> T | None:
                 self._staged = list(items)  # every event of the commit goes in one append, at the end, in order
