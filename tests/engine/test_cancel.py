@@ -165,3 +165,18 @@ async def test_another_process_can_cancel_a_running_task(tmp_path: Path) -> None
             record = await remote.wait()
         assert record.status is TaskState.CANCELLED
         assert time.monotonic() - started < 3
+
+
+async def test_a_failed_task_cannot_be_cancelled_and_a_cancelled_one_takes_follow_ups(engine) -> None:
+    _, model, failed = await engine([{"error": "fatal"}], ["a"])
+    await failed.wait()
+    with pytest.raises(TaskError, match="Task is already FAILED, cannot cancel"):
+        await failed.cancel()
+    model.add({"text": "slow", "delay": 10}, "after the cancel")
+    task = await failed.engine.start("team", "again")
+    handle = type(failed)(failed.engine, task)
+    await until(handle, TaskState.RUNNING)
+    await handle.cancel()
+    assert (await handle.wait()).status is TaskState.CANCELLED
+    await handle.send("and now?")  # a cancelled task takes a follow-up, as upstream allows
+    assert await handle.result() == "after the cancel"
