@@ -16,6 +16,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -52,6 +53,8 @@ T = TypeVar("T")
 _ORPHAN_CHECK = 1.0  # seconds without events before a follower checks that the task's process is alive
 _CLIENTS_KEPT = 1024  # model clients of recent tasks, reused by their later rounds
 _PLANS_KEPT = 256  # resolved plans of recent teams and options
+_APPEND_WINDOW_CHAT = timedelta(hours=2)  # upstream's APPEND_CHAT_TASK_EXPIRE_HOURS
+_APPEND_WINDOW_CODE = timedelta(hours=24)  # upstream's APPEND_CODE_TASK_EXPIRE_HOURS
 _LIVE_ENGINES: set[str] = set()  # the engines open in this process, by the token their task records name
 
 
@@ -231,12 +234,13 @@ class Engine:
             if record.status is TaskState.RUNNING:
                 raise TaskError("Task is still running; wait for it to finish before sending a message")
             raise TaskError(f"Task is {record.status}: a message can follow only a finished task")
+        _check_append_window(record)
         options = _options(record)
         plan = await self._plan(options, message, record.labels)
         run = Run(self, record, plan, options)
         run.budget = Budget(plan.limits)  # a follow-up starts a new run: the Team's limits apply to it afresh
         await run.load()
-        await run.adduser_message(message)
+        await run.add_user_message(message)
         self._launch(run, started=True)
 
     async def resume(self, task_id: int, *, force: bool = False) -> bool:
@@ -433,6 +437,22 @@ class Engine:
 
 def _title(prompt: str) -> str:
     return prompt[:50] + ("..." if len(prompt) > 50 else "")  # as upstream's UI
+
+
+def _check_append_window(record: TaskRecord) -> None:
+    """Upstream's append window, for tasks labelled as upstream labels them (`taskType`): a follow-up must come
+    within 2 hours of the task's last update (24 hours for `taskType: code`), unless the task's `source` is
+    `chat_shell`. Tasks without a `taskType` label take follow-ups at any time."""
+    labels = record.labels
+    kind = labels.get("taskType")
+    if kind is None or labels.get("source") == "chat_shell" or record.updated_at is None:
+        return
+    window = _APPEND_WINDOW_CODE if kind == "code" else _APPEND_WINDOW_CHAT
+    if datetime.now(UTC) - record.updated_at > window:
+        hours = int(window.total_seconds() // 3600)
+        raise TaskError(
+            f"Task has expired: a {kind} task takes follow-up messages for {hours} hours after its last update"
+        )
 
 
 def _options(record: TaskRecord) -> RunOptions:

@@ -442,7 +442,7 @@ class Run:
         progress = int((stage + 1) / len(self.plan.members) * 100)
         await self.advance(stage, handoff, self.plan.members[stage].bot, progress=progress)
 
-    async def adduser_message(self, text: str) -> None:
+    async def add_user_message(self, text: str) -> None:
         message_id = self.next_message_id()
 
         def work() -> None:

@@ -81,3 +81,28 @@ async def test_no_follow_up_when_the_executor_is_deleted_on_completion(engine) -
     await task.wait()
     with pytest.raises(TaskError, match="autoDeleteExecutor"):
         await task.send("more")
+
+
+@pytest.mark.parametrize(
+    ("labels", "age_hours", "allowed"),
+    [
+        ({}, 100, True),  # no taskType label: no window
+        ({"taskType": "chat"}, 1, True),
+        ({"taskType": "chat"}, 3, False),
+        ({"taskType": "code"}, 23, True),
+        ({"taskType": "code"}, 25, False),
+        ({"taskType": "chat", "source": "chat_shell"}, 100, True),
+    ],
+)
+async def test_the_append_window_of_upstream(labels: dict, age_hours: int, allowed: bool) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from wegent_core import TaskRecord
+    from wegent_core._engine import _check_append_window
+
+    record = TaskRecord(team="default/t", labels=labels, updated_at=datetime.now(UTC) - timedelta(hours=age_hours))
+    if allowed:
+        _check_append_window(record)
+    else:
+        with pytest.raises(TaskError, match="Task has expired"):
+            _check_append_window(record)
