@@ -362,8 +362,8 @@ class _Tracker:
                 self.confirmation = None
         elif kind == "subtask.status" and bot and data.get("role") == "ASSISTANT":
             member = self.member(bot)
-            if data["status"] == "RUNNING" and member.status != "RUNNING":
-                member.text, member.thinking, member.tools = "", "", []  # a new turn
+            if data["status"] == "RUNNING":  # a new turn, or a step that runs again after a resume
+                member.text, member.thinking, member.tools = "", "", []
             member.status, member.stage = data["status"], data.get("stage")
             if member.stage is not None:
                 self.stages[member.stage] = data["status"]
