@@ -126,7 +126,7 @@ class AsyncWegent:
 
     async def task(self, task_id: int) -> AsyncTask:
         """A handle on an existing task, started here or by another process."""
-        await self.engine._get(task_id)
+        await self.engine.get(task_id)
         return AsyncTask(self.engine, task_id)
 
     async def tasks(
@@ -160,7 +160,7 @@ class AsyncTask:
         return self.engine.follow(self.id, after)
 
     async def record(self) -> TaskRecord:
-        return await self.engine._get(self.id)
+        return await self.engine.get(self.id)
 
     async def subtasks(self) -> list[SubtaskRecord]:
         return await self.engine.db(self.engine.store.subtasks, self.id)

@@ -189,7 +189,7 @@ class Engine:
 
     async def cancel(self, task_id: int) -> TaskState:
         """Cancel the task: idempotent; a finished task cannot be cancelled (TaskError)."""
-        record = await self._get(task_id)
+        record = await self.get(task_id)
         if record.status in (TaskState.CANCELLING, TaskState.CANCELLED):
             return record.status
         if record.status not in CANCELLABLE:
@@ -213,7 +213,7 @@ class Engine:
 
     async def confirm(self, task_id: int, message: str | None = None) -> None:
         """Confirm a pipeline stage that waits for it; `message`, if given, replaces the generated handoff."""
-        record = await self._get(task_id)
+        record = await self.get(task_id)
         if record.status is not TaskState.PENDING_CONFIRMATION:
             raise TaskError(f"Task is not awaiting confirmation. Current status: {record.status}")
         options = _options(record)
@@ -227,7 +227,7 @@ class Engine:
 
     async def send(self, task_id: int, message: str) -> None:
         """A follow-up message: allowed once the task is finished or waits for a confirmation, as upstream."""
-        record = await self._get(task_id)
+        record = await self.get(task_id)
         if record.labels.get("autoDeleteExecutor") == "true":  # as upstream: its executor is gone with the result
             raise TaskError("Task has autoDeleteExecutor=true: it cannot take follow-up messages")
         if record.status not in FOLLOW_UP_FROM:
@@ -246,7 +246,7 @@ class Engine:
     async def resume(self, task_id: int, *, force: bool = False) -> bool:
         """Carry on a task whose process died (or, with `force`, one whose runner cannot be checked from here).
         False if there was nothing to resume."""
-        record = await self._get(task_id)
+        record = await self.get(task_id)
         if task_id in self._runs or record.status not in (TaskState.PENDING, TaskState.RUNNING, TaskState.CANCELLING):
             return False
         if runner_alive(record) and not force:
@@ -278,17 +278,17 @@ class Engine:
             await run.ended.wait()  # run here: no need to read the log
             if task_id not in self._runs and run.record.status in REST:
                 return run.record.model_copy(deep=True)  # what it wrote last
-        record = await self._get(task_id)
+        record = await self.get(task_id)
         if record.status in REST and task_id not in self._runs:
             return record
         async for _ in self.follow(task_id, after=await self._last_seq(task_id)):
             pass
-        return await self._get(task_id)
+        return await self.get(task_id)
 
     async def follow(self, task_id: int, after: int = 0) -> AsyncIterator[Event]:
         """The task's events after sequence number `after`: the stored ones, then live ones as they are written,
         until the task rests (finished or waiting for a confirmation) with nothing more to read."""
-        await self._get(task_id)
+        await self.get(task_id)
         idle = 0.0
         while True:
             wakeup = self._wakeups.setdefault(task_id, anyio.Event())
@@ -364,7 +364,8 @@ class Engine:
             del self._clients[next(iter(self._clients))]
         return cached
 
-    async def _get(self, task_id: int) -> TaskRecord:
+    async def get(self, task_id: int) -> TaskRecord:
+        """The task's record; `NotFoundError` if there is none."""
         record = await self.db(self.store.get_task, task_id)
         if record is None:
             raise NotFoundError(f"task {task_id} not found")
@@ -402,13 +403,13 @@ class Engine:
         last = records[-1] if records else None
         if last is not None and not (last.type == "task.status" and last.data.get("status") in REST):
             return False
-        if (await self._get(task_id)).status not in REST:
+        if (await self.get(task_id)).status not in REST:
             return False
         return last is None or not await self.db(self.store.events, task_id, last.seq, 1)
 
     async def _check_runner(self, task_id: int) -> None:
         """A followed task that makes no progress: raise if no process runs it any more (it would never rest)."""
-        record = await self._get(task_id)
+        record = await self.get(task_id)
         if record.status not in REST and not runner_alive(record):
             raise TaskError(
                 f"task {task_id} is {record.status} but the process that ran it has stopped: "
