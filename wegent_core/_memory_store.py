@@ -369,6 +369,8 @@ def _stored(record: RecordT) -> RecordT:
 def _event_item(item: Sequence[Any]) -> tuple[str, str, int | None]:
     """`(type, data[, subtask_id])` with the data as JSON text; refused before anything is logged."""
     kind, data, subtask_id = (*item, None) if len(item) == 2 else item
+    if not isinstance(kind, str) or not kind:
+        raise TypeError(f"an event type is a non-empty string, got {kind!r}")
     if not isinstance(data, dict):
         raise TypeError(f"event data must be a dict, got {type(data).__name__}")
     return kind, json.dumps(data, ensure_ascii=False), subtask_id

@@ -349,6 +349,7 @@ class SqlStore:
     def list_tasks(
         self, namespace: str | None = None, status: TaskState | None = None, limit: int | None = None
     ) -> builtins.list[TaskRecord]:
+        _check_limit(limit)
         query = sa.select(_T).order_by(_T.c.id.desc()).limit(limit)
         if namespace is not None:
             query = query.where(_T.c.namespace == namespace)
@@ -452,6 +453,7 @@ class SqlStore:
         ]
 
     def events(self, task_id: int, after: int = 0, limit: int | None = None) -> builtins.list[EventRecord]:
+        _check_limit(limit)
         query = sa.select(_E).where(_E.c.task_id == task_id, _E.c.seq > after).order_by(_E.c.seq).limit(limit)
         rows = self._run(lambda c: c.execute(query).all(), write=False)
         with collector_paused():
@@ -632,9 +634,17 @@ def _subtask_from(row: sa.Row[Any]) -> SubtaskRecord:
 
 def _event_item(item: Sequence[Any]) -> tuple[str, RawJson, int | None]:
     kind, data, subtask_id = (*item, None) if len(item) == 2 else item
+    if not isinstance(kind, str) or not kind:
+        raise TypeError(f"an event type is a non-empty string, got {kind!r}")
     if not isinstance(data, dict):
         raise TypeError(f"event data must be a dict, got {type(data).__name__}")
     return kind, RawJson(json.dumps(data, ensure_ascii=False, separators=(",", ":"))), subtask_id
+
+
+def _check_limit(limit: int | None) -> None:
+    # SQLite reads a negative LIMIT as none and the servers refuse it: refused here, as the memory store does.
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be 0 or more, got {limit}")
 
 
 def _refuse_managed(changes: dict[str, Any], managed: set[str], what: str) -> None:

@@ -256,6 +256,18 @@ def test_event_data_must_be_json(store: Store) -> None:
     assert store.events(task.id) == []
 
 
+def test_bad_event_types_and_limits_are_refused_before_anything_is_written(store: Store) -> None:
+    task = new_task(store)
+    for bad in (5, "", None):
+        with pytest.raises(TypeError, match="an event type is a non-empty string"):
+            store.append_events(task.id, [("ok", {}), (bad, {})])
+    assert store.events(task.id) == []
+    with pytest.raises(ValueError, match="limit must be 0 or more, got -1"):
+        store.events(task.id, limit=-1)
+    with pytest.raises(ValueError, match="limit must be 0 or more, got -1"):
+        store.list_tasks(limit=-1)
+
+
 def test_returned_events_are_copies(store: Store) -> None:
     task = new_task(store)
     data = {"nested": {"k": "v"}}
