@@ -48,7 +48,6 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._batching = False  # a `batch` holds the lock
         self._resources: dict[_Key, Resource] = {}
         self._revision = 0
         self._tasks: dict[int, TaskRecord] = {}  # in id order, so newest last
@@ -314,19 +313,15 @@ class MemoryStore:
 
     def batch(self, work: Callable[[], T]) -> T:
         """Call `work` holding the store's lock, so that its calls on this store are one transaction: other threads
-        wait until it returns, and an error undoes every write it made. Inside a batch, a batch is part of it."""
+        wait until it returns, and an error undoes every write it made. A batch inside a batch is a savepoint: if its
+        work raises, its writes are undone and the outer one goes on."""
         with self._lock:
-            if self._batching:
-                return work()  # only the thread holding the lock gets here
-            saved = self._snapshot()
-            self._batching = True
+            saved = self._snapshot()  # inside a batch (the lock is reentrant), a batch is a savepoint of it
             try:
                 return work()
             except BaseException:
                 self._restore(saved)
                 raise
-            finally:
-                self._batching = False
 
     def _snapshot(self) -> tuple[Any, ...]:
         """All the state, cheaply: stored objects are never mutated, and logs only grow. Needs the lock."""

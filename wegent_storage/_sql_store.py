@@ -509,9 +509,12 @@ class SqlStore:
 
     def batch(self, work: Callable[[], T]) -> T:
         """Call `work`, whose calls on this store (in this thread) share one transaction: all their writes are
-        stored or none is. On a transient failure `work` runs again from the start, so it must only use the store."""
-        if getattr(self._batch, "connection", None) is not None:
-            return work()  # already inside a batch: part of it
+        stored or none is. On a transient failure `work` runs again from the start, so it must only use the store.
+        A batch inside a batch is a savepoint: if its work raises, its writes are undone and the outer one goes on."""
+        connection = getattr(self._batch, "connection", None)
+        if connection is not None:
+            with connection.begin_nested():
+                return work()
 
         def run(connection: sa.Connection) -> T:
             self._batch.connection = connection

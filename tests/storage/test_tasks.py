@@ -330,6 +330,26 @@ def test_a_batch_is_all_or_nothing(store: Store) -> None:
     assert [e.type for e in store.events(task.id)] == ["a"]
 
 
+def test_a_batch_inside_a_batch_is_a_savepoint(store: Store) -> None:
+    """An inner batch that fails undoes its own writes only; the outer one goes on and commits (on PostgreSQL too,
+    where a failed statement would otherwise abort the whole transaction)."""
+    task = new_task(store)
+    store.add_subtask(SubtaskRecord(task_id=task.id, message_id=1, role="USER"))
+
+    def duplicate() -> None:
+        store.append_event(task.id, "undone", {})
+        store.add_subtask(SubtaskRecord(task_id=task.id, message_id=1, role="USER"))  # taken: a conflict
+
+    def outer() -> None:
+        store.append_event(task.id, "kept", {})
+        with pytest.raises(ConflictError):
+            store.batch(duplicate)
+        store.append_event(task.id, "after", {})
+
+    store.batch(outer)
+    assert [(e.seq, e.type) for e in store.events(task.id)] == [(1, "kept"), (2, "after")]
+
+
 # --- pruning ------------------------------------------------------------------------------------------------------
 
 
