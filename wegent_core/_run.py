@@ -205,7 +205,7 @@ class Run:
 
     async def _run_rounds(self) -> None:
         while True:
-            user = self.lastuser_message()
+            user = self.last_user_message()
             if self.record.status is not TaskState.RUNNING:
                 await self.commit(lambda: self.set_status(TaskState.RUNNING))
             outcome = await _orchestrate.run_round(self, user)
@@ -254,7 +254,7 @@ class Run:
 
     # --- steps, for the collaboration models ----------------------------------------------------------------------
 
-    def lastuser_message(self) -> SubtaskRecord:
+    def last_user_message(self) -> SubtaskRecord:
         return next(s for s in reversed(self.subtasks) if s.role == "USER")
 
     def next_message_id(self) -> int:
@@ -436,7 +436,7 @@ class Run:
             await self.commit(lambda: self.set_status(TaskState.COMPLETED, progress=100, completed_at=now()))
             return
         answer = self._answer_of_stage(stage)
-        generated = _orchestrate.handoff_text(self, stage, answer) or self.lastuser_message().prompt
+        generated = _orchestrate.handoff_text(self, stage, answer) or self.last_user_message().prompt
         handoff = message or generated  # a typed message replaces the generated handoff
         await self.commit(lambda: self.set_status(TaskState.PENDING, completed_at=None))
         progress = int((stage + 1) / len(self.plan.members) * 100)
