@@ -87,6 +87,13 @@ _LOCK_REVISION = sa.select(counters.c.value).where(_COUNTER).with_for_update()
 _BUMP_REVISION = sa.update(counters).where(_COUNTER).values(value=counters.c.value + 1).returning(counters.c.value)
 _SAVE_REVISION = sa.update(counters).where(_COUNTER).values(value=sa.bindparam("revision"))
 _REVISION = sa.select(counters.c.value).where(_COUNTER)
+TASK_ID = "task_id"  # the row of wegent_counters behind task ids on SQLite
+_TASK_ID_COUNTER = counters.c.name == TASK_ID
+_BUMP_TASK_IDS = (
+    sa.update(counters).where(_TASK_ID_COUNTER).values(value=counters.c.value + 1).returning(counters.c.value)
+)
+_MAX_TASK_ID = sa.select(sa.func.max(tasks.c.id))
+_INSERT_COUNTER = sa.insert(counters)
 
 _TASK_BY_ID = _T.c.id == sa.bindparam("task_id")
 _TAKE_SEQS = sa.update(_T).where(_TASK_BY_ID).values(last_seq=_T.c.last_seq + sa.bindparam("count"))
@@ -139,6 +146,9 @@ class SqlStore:
         memory = sqlite and sqlite_file(engine.url) is None
         self._read_lock: AbstractContextManager[Any] = self._write_lock if memory else nullcontext()
         self._update_returning = engine.dialect.update_returning
+        # SQLite numbers a new row max(id) + 1, so the id of a pruned newest task would come back for another task:
+        # there, task ids come from a counter that never goes back. Servers' sequences never go back anyway.
+        self._own_task_ids = sqlite
         # Server databases lock the version counter before reading anything, so puts and deletes are serialised
         # without deadlocks; on SQLite, BEGIN IMMEDIATE already serialises every writer.
         self._lock_revision_first = not sqlite
@@ -331,7 +341,10 @@ class SqlStore:
         )
 
         def work(connection: sa.Connection) -> tuple[int, str]:
-            result = connection.execute(_INSERT_TASK, {**_task_values(record), "last_seq": 0})
+            values = {**_task_values(record), "last_seq": 0}
+            if self._own_task_ids:
+                values["id"] = _next_task_id(connection)
+            result = connection.execute(_INSERT_TASK, values)
             task_id = result.inserted_primary_key[0]
             name = record.name
             if name is None:
@@ -642,6 +655,16 @@ def _event_item(item: Sequence[Any]) -> tuple[str, RawJson, int | None]:
     if not isinstance(data, dict):
         raise TypeError(f"event data must be a dict, got {type(data).__name__}")
     return kind, RawJson(json.dumps(data, ensure_ascii=False, separators=(",", ":"))), subtask_id
+
+
+def _next_task_id(connection: sa.Connection) -> int:
+    """The next task id from the `task_id` counter, which starts past the highest id when it is first used."""
+    taken = connection.execute(_BUMP_TASK_IDS).scalar()
+    if taken is not None:
+        return int(taken)
+    first = int(connection.execute(_MAX_TASK_ID).scalar() or 0) + 1
+    connection.execute(_INSERT_COUNTER, {"name": TASK_ID, "value": first})
+    return first
 
 
 def _check_limit(limit: int | None) -> None:
