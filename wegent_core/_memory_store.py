@@ -18,7 +18,17 @@ from ._lifecycle import FINISHED
 from ._resources import Resource, TaskState
 from ._selectors import LabelSelector
 from ._store import SelectorLike, check_version, not_found, same_content
-from ._task_store import EventItem, EventRecord, PruneReport, Record, SubtaskRecord, TaskRecord
+from ._task_store import (
+    EventItem,
+    EventRecord,
+    PruneReport,
+    Record,
+    SubtaskRecord,
+    TaskRecord,
+    check_limit,
+    checked_event,
+    refuse_managed,
+)
 
 T = TypeVar("T")
 RecordT = TypeVar("RecordT", bound=Record)
@@ -174,7 +184,7 @@ class MemoryStore:
         self, namespace: str | None = None, status: TaskState | None = None, limit: int | None = None
     ) -> builtins.list[TaskRecord]:
         wanted = None if status is None else TaskState(status)
-        _check_limit(limit)
+        check_limit(limit)
         with self._lock:
             snapshot = [*self._tasks.values()]
         chosen = [
@@ -185,7 +195,7 @@ class MemoryStore:
         return [t.model_copy(deep=True) for t in chosen[:limit]]
 
     def update_task(self, task_id: int, expected_version: int, **changes: Any) -> TaskRecord:
-        _refuse_managed(changes, {"id", "version", "created_at", "updated_at"}, "task")
+        refuse_managed(changes, {"id", "version", "created_at", "updated_at"}, "task")
         with self._lock:
             current = self._tasks.get(task_id)
             if current is None:
@@ -218,7 +228,7 @@ class MemoryStore:
         return stored.model_copy(deep=True)
 
     def update_subtask(self, subtask_id: int, **changes: Any) -> SubtaskRecord:
-        _refuse_managed(changes, {"id", "task_id", "message_id", "created_at", "updated_at"}, "subtask")
+        refuse_managed(changes, {"id", "task_id", "message_id", "created_at", "updated_at"}, "subtask")
         with self._lock:
             current = self._subtasks.get(subtask_id)
             if current is None:
@@ -263,7 +273,7 @@ class MemoryStore:
         return records
 
     def events(self, task_id: int, after: int = 0, limit: int | None = None) -> builtins.list[EventRecord]:
-        _check_limit(limit)
+        check_limit(limit)
         start = max(after, 0)  # seq > after; a negative `after` must not slice from the end
         with self._lock:
             chosen = self._logs.get(task_id, [])[start : None if limit is None else start + limit]
@@ -361,26 +371,10 @@ def _stored(record: RecordT) -> RecordT:
     return type(record).model_validate(record.model_dump(mode="json"))
 
 
-def _event_item(item: Sequence[Any]) -> tuple[str, str, int | None]:
-    """`(type, data[, subtask_id])` with the data as JSON text; refused before anything is logged."""
-    kind, data, subtask_id = (*item, None) if len(item) == 2 else item
-    if not isinstance(kind, str) or not kind:
-        raise TypeError(f"an event type is a non-empty string, got {kind!r}")
-    if not isinstance(data, dict):
-        raise TypeError(f"event data must be a dict, got {type(data).__name__}")
+def _event_item(item: Sequence[Any]) -> tuple[str, Any, int | None]:
+    """`checked_event`, with the data as the JSON text this store keeps."""
+    kind, data, subtask_id = checked_event(item)
     return kind, json.dumps(data, ensure_ascii=False), subtask_id
-
-
-def _check_limit(limit: int | None) -> None:
-    # SQLite reads a negative LIMIT as none and the servers refuse it: refused here, where no slice can mislead.
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must be 0 or more, got {limit}")
-
-
-def _refuse_managed(changes: dict[str, Any], managed: set[str], what: str) -> None:
-    refused = sorted(changes.keys() & managed)
-    if refused:
-        raise ValueError(f"cannot change {', '.join(refused)} of a {what}: the store manages them")
 
 
 @hookimpl

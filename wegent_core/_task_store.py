@@ -7,7 +7,7 @@ its status, stage pointer and messages. The records mirror upstream's `tasks` an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -133,3 +133,29 @@ class TaskStore(Protocol):
         given): the newest `keep_last` always stay. Tasks that are running, pending, cancelling or waiting for a
         confirmation are never touched."""
         ...
+
+
+# --- input rules every task store applies, before it writes anything ------------------------------------------------
+
+
+def checked_event(item: Sequence[Any]) -> tuple[str, dict[str, Any], int | None]:
+    """`(type, data[, subtask_id])` as a triple, refused (TypeError) unless the type is a non-empty string and the
+    data a dict."""
+    kind, data, subtask_id = (*item, None) if len(item) == 2 else item
+    if not isinstance(kind, str) or not kind:
+        raise TypeError(f"an event type is a non-empty string, got {kind!r}")
+    if not isinstance(data, dict):
+        raise TypeError(f"event data must be a dict, got {type(data).__name__}")
+    return kind, data, subtask_id
+
+
+def check_limit(limit: int | None) -> None:
+    # SQLite reads a negative LIMIT as none and the servers refuse it: every store refuses it alike.
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be 0 or more, got {limit}")
+
+
+def refuse_managed(changes: dict[str, Any], managed: set[str], what: str) -> None:
+    refused = sorted(changes.keys() & managed)
+    if refused:
+        raise ValueError(f"cannot change {', '.join(refused)} of a {what}: the store manages them")

@@ -35,7 +35,16 @@ from wegent_core._gc import collector_paused
 from wegent_core._resources import KINDS, Resource, TaskState
 from wegent_core._selectors import LabelSelector
 from wegent_core._store import SelectorLike, check_version, not_found, same_content
-from wegent_core._task_store import EventItem, EventRecord, PruneReport, SubtaskRecord, TaskRecord
+from wegent_core._task_store import (
+    EventItem,
+    EventRecord,
+    PruneReport,
+    SubtaskRecord,
+    TaskRecord,
+    check_limit,
+    checked_event,
+    refuse_managed,
+)
 
 from . import _migrate
 from ._engine import (
@@ -362,7 +371,7 @@ class SqlStore:
     def list_tasks(
         self, namespace: str | None = None, status: TaskState | None = None, limit: int | None = None
     ) -> builtins.list[TaskRecord]:
-        _check_limit(limit)
+        check_limit(limit)
         query = sa.select(_T).order_by(_T.c.id.desc()).limit(limit)
         if namespace is not None:
             query = query.where(_T.c.namespace == namespace)
@@ -371,7 +380,7 @@ class SqlStore:
         return [_task_from(row) for row in self._run(lambda c: c.execute(query).all(), write=False)]
 
     def update_task(self, task_id: int, expected_version: int, **changes: Any) -> TaskRecord:
-        _refuse_managed(changes, {"id", "version", "created_at", "updated_at"}, "task")
+        refuse_managed(changes, {"id", "version", "created_at", "updated_at"}, "task")
 
         def work(connection: sa.Connection) -> TaskRecord:
             row = connection.execute(_GET_TASK, {"task_id": task_id}).first()
@@ -417,7 +426,7 @@ class SqlStore:
         return record.model_copy(update={"id": subtask_id})
 
     def update_subtask(self, subtask_id: int, **changes: Any) -> SubtaskRecord:
-        _refuse_managed(changes, {"id", "task_id", "message_id", "created_at", "updated_at"}, "subtask")
+        refuse_managed(changes, {"id", "task_id", "message_id", "created_at", "updated_at"}, "subtask")
 
         def work(connection: sa.Connection) -> SubtaskRecord:
             row = connection.execute(_LOCK_SUBTASK, {"subtask_id": subtask_id}).first()
@@ -466,7 +475,7 @@ class SqlStore:
         ]
 
     def events(self, task_id: int, after: int = 0, limit: int | None = None) -> builtins.list[EventRecord]:
-        _check_limit(limit)
+        check_limit(limit)
         query = sa.select(_E).where(_E.c.task_id == task_id, _E.c.seq > after).order_by(_E.c.seq).limit(limit)
         rows = self._run(lambda c: c.execute(query).all(), write=False)
         with collector_paused():
@@ -648,12 +657,9 @@ def _subtask_from(row: sa.Row[Any]) -> SubtaskRecord:
     return SubtaskRecord.model_validate({**row.data, **{column: getattr(row, column) for column in _SUBTASK_COLUMNS}})
 
 
-def _event_item(item: Sequence[Any]) -> tuple[str, RawJson, int | None]:
-    kind, data, subtask_id = (*item, None) if len(item) == 2 else item
-    if not isinstance(kind, str) or not kind:
-        raise TypeError(f"an event type is a non-empty string, got {kind!r}")
-    if not isinstance(data, dict):
-        raise TypeError(f"event data must be a dict, got {type(data).__name__}")
+def _event_item(item: Sequence[Any]) -> tuple[str, Any, int | None]:
+    """`checked_event`, with the data as the JSON text this store keeps."""
+    kind, data, subtask_id = checked_event(item)
     return kind, RawJson(json.dumps(data, ensure_ascii=False, separators=(",", ":"))), subtask_id
 
 
@@ -665,18 +671,6 @@ def _next_task_id(connection: sa.Connection) -> int:
     first = int(connection.execute(_MAX_TASK_ID).scalar() or 0) + 1
     connection.execute(_INSERT_COUNTER, {"name": TASK_ID, "value": first})
     return first
-
-
-def _check_limit(limit: int | None) -> None:
-    # SQLite reads a negative LIMIT as none and the servers refuse it: refused here, as the memory store does.
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must be 0 or more, got {limit}")
-
-
-def _refuse_managed(changes: dict[str, Any], managed: set[str], what: str) -> None:
-    refused = sorted(changes.keys() & managed)
-    if refused:
-        raise ValueError(f"cannot change {', '.join(refused)} of a {what}: the store manages them")
 
 
 def _task_conflict(task_id: int, expected: int, actual: int | None) -> ConflictError:
