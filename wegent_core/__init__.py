@@ -26,6 +26,7 @@ from ._events import (
     Event,
     Handoff,
     Message,
+    Notice,
     SubtaskStatus,
     TaskResumed,
     TaskStatus,
@@ -86,6 +87,7 @@ from ._secret_fields import redact_resource
 from ._selectors import LabelSelector
 from ._store import PUBLIC_NAMESPACE, ResourceStore, SchemaStatus, StoreSchema, lookup
 from ._task_store import EventRecord, PruneReport, SubtaskRecord, TaskRecord, TaskStore
+from ._toolkits import MemberKit, TaskSession, Toolkit
 from ._tools import FunctionTool, Tool, ToolContext, ToolError, tool
 from ._yaml import to_yaml
 
@@ -119,6 +121,7 @@ __all__ = [
     "McpServerPlan",
     "MemberPlan",
     "MemoryStore",
+    "MemberKit",
     "Message",
     "Model",
     "ModelClient",
@@ -127,6 +130,7 @@ __all__ = [
     "ModelRequest",
     "ModelTimeoutError",
     "NotFoundError",
+    "Notice",
     "ObjectMeta",
     "PluginError",
     "PluginInfo",
@@ -170,6 +174,7 @@ __all__ = [
     "TextDelta",
     "Thinking",
     "ThinkingChunk",
+    "TaskSession",
     "Tool",
     "ToolCall",
     "ToolCallChunk",
@@ -178,6 +183,7 @@ __all__ = [
     "ToolError",
     "ToolResult",
     "ToolSpec",
+    "Toolkit",
     "TransitionError",
     "Turn",
     "TurnResult",

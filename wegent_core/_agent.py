@@ -33,6 +33,7 @@ from ._models import (
 )
 from ._plan import MemberPlan
 from ._resources import TeamLimits
+from ._toolkits import MemberKit
 from ._tools import Tool, ToolContext, ToolError
 
 
@@ -96,6 +97,15 @@ class Turn:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     tools: Sequence[Tool] = ()
     system: str | None = None  # default: the member's system prompt
+    kit: MemberKit | None = None  # the toolkits' tools and instructions; its tools may grow during the turn
+
+    def current_tools(self) -> dict[str, Tool]:
+        kit_tools = self.kit.tools if self.kit is not None else ()
+        return {t.spec.name: t for t in (*self.tools, *kit_tools)}
+
+    def system_prompt(self) -> str:
+        base = self.member.system_prompt if self.system is None else self.system
+        return self.kit.system_prompt(base) if self.kit is not None else base
 
 
 @dataclass
@@ -118,10 +128,10 @@ async def run_turn(turn: Turn) -> TurnResult:
 
 
 async def _loop(turn: Turn) -> TurnResult:
-    tools = {t.spec.name: t for t in turn.tools}
-    system = turn.member.system_prompt if turn.system is None else turn.system
+    system = turn.system_prompt()
     history, added = list(turn.messages), []
     for step in range(1, 1_000_000):
+        tools = turn.current_tools()
         request = ModelRequest(
             model=turn.member.model,
             system=system,

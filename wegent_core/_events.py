@@ -143,6 +143,15 @@ class TaskResumed(Event):
     rerun: list[int] = Field(default_factory=list, description="message ids of unfinished steps that run again")
 
 
+class Notice(Event):
+    """Something a person should know that is not an error: a skill that was not found and is skipped, old turns
+    trimmed to fit the model's context window, an MCP server that could not start."""
+
+    type: Literal["notice"] = "notice"
+    code: str  # skill.missing | context.trimmed | mcp.unavailable | ...
+    message: str
+
+
 class Error(Event):
     type: Literal["error"] = "error"
     message: str

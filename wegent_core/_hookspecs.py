@@ -62,3 +62,9 @@ def register_knowledge_backends(register: Register) -> None:
 @hookspec
 def register_tools(register: Register) -> None:
     """Tools that bots can be given, by tool name."""
+
+
+@hookspec
+def register_toolkits(register: Register) -> None:
+    """Toolkits that equip every member of a task (MCP servers, skills, knowledge search). `factory(kit: MemberKit)`
+    is awaited once per member per run of a task and adds to `kit.tools` and `kit.instructions` (see `_toolkits`)."""

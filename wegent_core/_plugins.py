@@ -80,6 +80,7 @@ POINTS = (
     _Point("register_store_schemas", "store_schemas", "store schema"),
     _Point("register_knowledge_backends", "knowledge_backends", "knowledge backend"),
     _Point("register_tools", "tools", "tool"),
+    _Point("register_toolkits", "toolkits", "toolkit"),
 )
 _HOOKS = [p.hook for p in POINTS]
 
@@ -132,6 +133,7 @@ class Plugins:
     store_schemas: Registry
     knowledge_backends: Registry
     tools: Registry
+    toolkits: Registry
 
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(PROJECT)

@@ -30,6 +30,7 @@ from ._models import ChatMessage, ModelClient, ModelError
 from ._plan import ExecutionPlan, MemberPlan
 from ._resources import SubtaskState, TaskState
 from ._task_store import SubtaskRecord, TaskRecord
+from ._toolkits import MemberKit, TaskSession
 from ._tools import Tool
 
 if TYPE_CHECKING:
@@ -58,6 +59,9 @@ class Run:
     _dirty: anyio.Event = field(default_factory=anyio.Event)
     _cancel_requested: bool = False
     _staged: list[tuple[str, dict[str, Any], int | None]] = field(default_factory=list)
+    session: TaskSession = field(init=False)
+    _kits: dict[str, MemberKit] = field(default_factory=dict)
+    _kit_locks: dict[str, anyio.Lock] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.budget = Budget(self.plan.limits)
@@ -168,6 +172,16 @@ class Run:
         self.subtasks = await self.engine.db(self.store.subtasks, self.task_id)
 
     async def main(self, started: bool) -> None:
+        """Run the task's rounds; the plugins' task contexts (MCP servers, ...) live around them and are closed
+        after them, outside the run's cancel scope, so a cancelled run still closes them cleanly."""
+        async with anyio.create_task_group() as services:
+            self.session = TaskSession(self.task_id, services)
+            try:
+                await self._main(started)
+            finally:
+                await self.session.close()
+
+    async def _main(self, started: bool) -> None:
         try:
             with self.cancel_scope, first_error():
                 async with anyio.create_task_group() as group:
@@ -281,6 +295,20 @@ class Run:
     def model_for(self, member: MemberPlan) -> ModelClient:
         return self.engine.model_client(self.task_id, member.model)
 
+    async def kit_for(self, member: MemberPlan) -> MemberKit | None:
+        """The member's kit for this run, from every registered toolkit, made at its first turn."""
+        toolkits = self.engine.plugins.toolkits
+        if not toolkits:
+            return None
+        async with self._kit_locks.setdefault(member.bot, anyio.Lock()):
+            kit = self._kits.get(member.bot)
+            if kit is None:
+                kit = MemberKit(task_id=self.task_id, member=member, session=self.session, emit=self.emit)
+                for registration in toolkits.values():
+                    await registration.factory(kit)
+                self._kits[member.bot] = kit
+            return kit
+
     async def member_turn(
         self,
         member: MemberPlan,
@@ -344,6 +372,7 @@ class Run:
             retry=self.engine.retry,
             tools=[*self.engine.tools, *tools],
             system=system,
+            kit=await self.kit_for(member),
         )
         try:
             result = await self._runtime(member)(turn)

@@ -1,0 +1,1 @@
+"""Model providers: Anthropic, OpenAI, Google, the offline local model, and `auto` (whichever is configured)."""

@@ -1,0 +1,1 @@
+"""Skills: preloaded into the prompt, or loaded on demand with the `load_skill` tool."""
