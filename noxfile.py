@@ -12,11 +12,13 @@ nox.options.reuse_venv = "yes"
 nox.options.sessions = ["lint", "tests"]
 
 DEV = ".[dev]"
+# llama.cpp compiles from source: a portable build (no -march=native), so the wheel pip caches runs on any x86-64.
+PORTABLE = {"CMAKE_ARGS": "-DGGML_NATIVE=OFF"}
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    session.install("-e", DEV)
+    session.install("-e", DEV, env=PORTABLE)
     session.run("pytest", *session.posargs)
 
 
@@ -29,7 +31,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    session.install("-e", DEV)
+    session.install("-e", DEV, env=PORTABLE)
     for script in ("bench_load.py", "bench_plan.py", "bench_cli_help.py", "bench_store.py", "bench_engine.py"):
         session.run("python", f"benchmarks/{script}")
 
