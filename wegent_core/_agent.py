@@ -14,8 +14,9 @@ from typing import Any
 
 import anyio
 
+from ._context import Fitted, fit
 from ._errors import LimitExceeded
-from ._events import Error, Event, TextDelta, Thinking, ToolCall, ToolResult, Usage
+from ._events import Error, Event, Notice, TextDelta, Thinking, ToolCall, ToolResult, Usage
 from ._hookspecs import Register, hookimpl
 from ._models import (
     ChatMessage,
@@ -29,6 +30,7 @@ from ._models import (
     ThinkingChunk,
     ToolCallChunk,
     ToolCallRequest,
+    ToolSpec,
     UsageChunk,
 )
 from ._plan import MemberPlan
@@ -130,13 +132,20 @@ async def run_turn(turn: Turn) -> TurnResult:
 async def _loop(turn: Turn) -> TurnResult:
     system = turn.system_prompt()
     history, added = list(turn.messages), []
+    trimmed = 0
     for step in range(1, 1_000_000):
         tools = turn.current_tools()
+        specs = tuple(t.spec for t in tools.values())
+        fitted = _fit(turn, history, system, specs)
+        if fitted.dropped > trimmed:
+            trimmed = fitted.dropped
+            turn.emit(_trimmed_notice(turn, fitted))
         request = ModelRequest(
             model=turn.member.model,
             system=system,
-            messages=tuple(history),
-            tools=tuple(t.spec for t in tools.values()),
+            messages=tuple(fitted.messages),
+            tools=specs,
+            tool_choice="required" if step == 1 and specs and turn.member.model.tool_choice == "required" else None,
             member=turn.member.bot,
         )
         text, calls = await _call_model(turn, request)
@@ -151,6 +160,23 @@ async def _loop(turn: Turn) -> TurnResult:
         if ended is not None:
             return TurnResult(text=text, messages=added, ended_by=ended.value)
     raise AssertionError("unreachable: the budget stops the loop")
+
+
+def _fit(turn: Turn, history: list[ChatMessage], system: str, specs: tuple[ToolSpec, ...]) -> Fitted:
+    """The history that fits the model's context window (the client's own figure wins: it knows its model)."""
+    model = turn.member.model
+    window = getattr(turn.model, "context_window", None) or model.context_window
+    return fit(history, window=window, system=system, tools=specs, reserve=model.max_output_tokens)
+
+
+def _trimmed_notice(turn: Turn, fitted: Fitted) -> Notice:
+    return Notice(
+        subtask_id=turn.subtask_id,
+        member=turn.member.bot,
+        code="context.trimmed",
+        message=f"{fitted.dropped} oldest messages left out to fit the model's context window "
+        f"(about {fitted.tokens} tokens sent)",
+    )
 
 
 async def _call_model(turn: Turn, request: ModelRequest) -> tuple[str, list[ToolCallRequest]]:

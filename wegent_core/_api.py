@@ -35,6 +35,7 @@ from ._loader import load, loads
 from ._models import ModelClient, RetryPolicy
 from ._plan import ExecutionPlan
 from ._plugins import Plugins
+from ._recording import ReplayModel
 from ._resolve import resolve_team
 from ._resources import Resource, Task, TaskState
 from ._task_store import SubtaskRecord, TaskRecord
@@ -50,6 +51,8 @@ class AsyncWegent:
     `store` is a store URL (default: $WEGENT_STORE, else the embedded SQLite file in the data directory;
     `memory://` keeps everything in memory) or a store object. `models` replaces the clients of Models by name
     (`name` or `namespace/name`), for tests and for models built in code; `tools` are given to every member.
+    `record` writes every model call to a file; `replay` answers every model call from such a file (see
+    `wegent_core.testing.ReplayModel`), so a recorded run replays with the same events and no model at all.
     """
 
     def __init__(
@@ -61,11 +64,22 @@ class AsyncWegent:
         tools: Sequence[Tool] = (),
         retry: RetryPolicy | None = None,
         environ: Mapping[str, str] | None = None,
+        record: str | Path | None = None,
+        replay: str | Path | ReplayModel | None = None,
     ) -> None:
         self.plugins = plugins or Plugins.load()
         self._owns_store = store is None or isinstance(store, str)
         self.store = self.plugins.open_store(store or default_store_url()) if self._owns_store else store
-        self.engine = Engine(self.store, self.plugins, models=models, tools=tools, retry=retry, environ=environ)
+        self.engine = Engine(
+            self.store,
+            self.plugins,
+            models=models,
+            tools=tools,
+            retry=retry,
+            environ=environ,
+            record=record,
+            replay=replay,
+        )
 
     async def __aenter__(self) -> AsyncWegent:
         await self.engine.__aenter__()

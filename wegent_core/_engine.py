@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -41,6 +42,7 @@ from ._lifecycle import (
 from ._models import ModelClient, RetryPolicy
 from ._plan import ExecutionPlan, ModelPlan
 from ._plugins import Plugins
+from ._recording import Recorder, ReplayModel
 from ._resolve import resolve_team
 from ._resources import CollaborationModel, SubtaskState, TaskState
 from ._run import Run, item, now, subtask_event, user_message
@@ -88,8 +90,12 @@ class Engine:
         retry: RetryPolicy | None = None,
         environ: Mapping[str, str] | None = None,
         poll_interval: float = 0.2,
+        record: str | Path | None = None,
+        replay: str | Path | ReplayModel | None = None,
     ) -> None:
         self.store = store
+        self.recorder = Recorder(record) if record is not None else None
+        self.replay = ReplayModel(replay) if isinstance(replay, str | Path) else replay
         self.plugins = plugins
         self.models = dict(models or {})
         self.tools = list(tools)
@@ -348,21 +354,26 @@ class Engine:
         )
 
     def model_client(self, task_id: int, plan: ModelPlan) -> ModelClient:
-        """The client of a Model for a task: an override given to the engine, else one from the Model's provider,
-        kept for the task's later rounds (a scripted model goes on with its script after a confirmation)."""
+        """The client of a Model for a task: the replay if there is one, else an override given to the engine, else
+        one from the Model's provider (recorded if the engine records), kept for the task's later rounds (a
+        scripted model goes on with its script after a confirmation)."""
+        if self.replay is not None:
+            return self.replay
         key = f"{plan.namespace}/{plan.name}"
-        client = self.models.get(key) or self.models.get(plan.name)
-        if client is not None:
-            return client
         cached = self._clients.pop((task_id, key), None)
         if cached is None:
-            if not plan.protocol:
-                raise PluginError(f"Model {key} has no protocol, and none can be inferred from its env.model")
-            cached = self.plugins.model_providers[plan.protocol].factory(plan)
+            cached = self.models.get(key) or self.models.get(plan.name) or self._provide(plan, key)
+            if self.recorder is not None:
+                cached = self.recorder.wrap(cached, key)
         self._clients[task_id, key] = cached  # most recently used last
         while len(self._clients) > _CLIENTS_KEPT:
             del self._clients[next(iter(self._clients))]
         return cached
+
+    def _provide(self, plan: ModelPlan, key: str) -> ModelClient:
+        if not plan.protocol:
+            raise PluginError(f"Model {key} has no protocol, and none can be inferred from its env.model")
+        return self.plugins.model_providers[plan.protocol].factory(plan)
 
     async def get(self, task_id: int) -> TaskRecord:
         """The task's record; `NotFoundError` if there is none."""

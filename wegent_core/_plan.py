@@ -109,6 +109,11 @@ class ModelPlan(PlanModel):
     model_type: str = "llm"
     temperature: float | None = None
     think_config: dict[str, Any] | None = None
+    tool_choice: str | None = Field(
+        default=None,
+        description="modelConfig.toolChoice: auto (the default: the model decides) or required (the first model "
+        "call of each turn must call a tool; for small models that would not call one by themselves)",
+    )
     env: dict[str, Any] = Field(default_factory=dict, description="The Model's env as written")
     secret_keys: list[str] = Field(default_factory=list, description="env keys marked secret (modelConfig.secretKeys)")
     script: list[dict[str, Any]] | None = Field(
@@ -189,6 +194,9 @@ class SkillPlan(PlanModel):
     name: str
     namespace: str
     description: str
+    display_name: str | None = Field(default=None, description="spec.displayName: a friendly name for people")
+    prompt: str | None = Field(default=None, description="The instructions (the SKILL.md body) a load returns")
+    version: str | None = None
     preload: bool = False
     source: str = Field(description="ghost, or task")
 
@@ -204,6 +212,9 @@ class MemberPlan(PlanModel):
     system_prompt: str
     member_prompt: str | None = None
     skills: list[SkillPlan] = Field(default_factory=list)
+    missing_skills: list[str] = Field(
+        default_factory=list, description="Skills asked for but not found: skipped, and announced when the task runs"
+    )
     mcp_servers: list[McpServerPlan] = Field(default_factory=list)
     require_confirmation: bool = False
     context_passing: ContextPassing = ContextPassing.NONE

@@ -155,7 +155,7 @@ class _Resolver:
             raise _Failed()
         ghost: Ghost = parts["ghost"]
         shell: ShellPlan = parts["shell"]
-        skills, skill_resources = self.skills(ghost, shell, team, extra_skills)
+        skills, skill_resources, missing = self.skills(ghost, shell, team, extra_skills)
         prompt = ghost.spec.system_prompt
         if member.prompt and member.prompt.strip():
             prompt = f"{prompt}\n\n{member.prompt}"
@@ -170,6 +170,7 @@ class _Resolver:
             system_prompt=prompt,
             member_prompt=member.prompt,
             skills=skills,
+            missing_skills=missing,
             mcp_servers=self.mcp_servers(ghost, skill_resources),
             require_confirmation=member.require_confirmation,
             context_passing=member.context_passing,
@@ -274,13 +275,14 @@ class _Resolver:
         model_chain = [*chain, *(self.label(m) for m in models)]
         if env is None and any(k in config for k in ("model_id", "api_key", "base_url", "model")):
             env = config  # the upstream CLI's model template writes these keys without an `env` block
-        scripted = (spec.protocol or config.get("protocol")) == SCRIPTED
-        if env is None and scripted:
-            env = {}  # a scripted model (wegent_core.testing) needs nothing but its script
+        protocol = spec.protocol or config.get("protocol")
+        scripted = protocol == SCRIPTED
+        if env is None and protocol in _NO_ENV_NEEDED:
+            env = {}  # a scripted model needs nothing but its script; the local and auto ones have defaults
         if not isinstance(env, dict):
             raise self.fail(model_chain, "Model config has no env configuration")
         provider = env.get("model") or _infer_provider(env)
-        protocol = spec.protocol or config.get("protocol") or _PROTOCOL_BY_PROVIDER.get(str(provider or ""))
+        protocol = protocol or _PROTOCOL_BY_PROVIDER.get(str(provider or ""))
         api_format = spec.api_format or config.get("apiFormat") or _API_FORMAT_BY_PROTOCOL.get(str(protocol or ""))
         headers = self.headers(config, env, model_chain)
         missing = sorted(n for n in env_names(env) | env_names(headers) if n not in self.environ)
@@ -315,10 +317,16 @@ class _Resolver:
             model_type=spec.model_type.value,
             temperature=_float(env.get("temperature")),
             think_config=env.get("thinking_config") or env.get("thinkingConfig"),
+            tool_choice=self.tool_choice(config.get("toolChoice", env.get("tool_choice")), model_chain),
             env=env,
             secret_keys=[k for k in config.get("secretKeys") or [] if isinstance(k, str)],
             script=self.script(config, model_chain) if scripted else None,
         )
+
+    def tool_choice(self, value: Any, chain: list[str]) -> str | None:
+        if value is None or value in TOOL_CHOICES:
+            return value
+        raise self.fail(chain, f"toolChoice must be one of {', '.join(TOOL_CHOICES)}, not {value!r}")
 
     def headers(self, config: dict[str, Any], env: dict[str, Any], chain: list[str]) -> dict[str, str]:
         raw = config.get("DEFAULT_HEADERS", env.get("DEFAULT_HEADERS"))
@@ -357,7 +365,8 @@ class _Resolver:
 
     def skills(
         self, ghost: Ghost, shell: ShellPlan, team: Team, extra: list[tuple[str, str | None]]
-    ) -> tuple[list[SkillPlan], list[Skill]]:
+    ) -> tuple[list[SkillPlan], list[Skill], list[str]]:
+        """The member's skills, the Skill resources they come from, and the names that were not found."""
         spec = ghost.spec
         preload = set(spec.preload_skills or [])
         refs = {**(spec.skill_refs or {}), **(spec.preload_skill_refs or {})}
@@ -365,6 +374,7 @@ class _Resolver:
         wanted = [(name, "ghost", None) for name in names] + [(name, "task", ns) for name, ns in extra]
         plans: dict[str, SkillPlan] = {}
         resources: dict[str, Skill] = {}
+        missing: list[str] = []
         for name, source, namespace in wanted:
             if name in plans:  # a task asking for a Ghost skill only preloads it
                 if source == "task":
@@ -380,6 +390,7 @@ class _Resolver:
             skill = self.find_first("Skill", name, namespaces)
             if not isinstance(skill, Skill):
                 self.warnings.append(f"{self.label(ghost)}: skill '{name}' not found; skipped")
+                missing.append(name)
                 continue
             binds = skill.spec.bind_shells
             if binds is not None and shell.shell_type.lower() not in {b.lower() for b in binds}:
@@ -391,11 +402,14 @@ class _Resolver:
                 name=name,
                 namespace=skill.namespace,
                 description=skill.spec.description,
+                display_name=skill.spec.display_name or skill.metadata.display_name,
+                prompt=skill.spec.prompt,
+                version=skill.spec.version,
                 preload=source == "task" or name in preload,
                 source=source,
             )
             resources[name] = skill
-        return list(plans.values()), list(resources.values())
+        return list(plans.values()), list(resources.values()), list(dict.fromkeys(missing))
 
     def mcp_servers(self, ghost: Ghost, skills: list[Skill]) -> list[McpServerPlan]:
         servers: dict[str, McpServerPlan] = {}
@@ -505,6 +519,8 @@ def resolve_task(
 # --- helpers ------------------------------------------------------------------------------------------------------
 
 SCRIPTED = "scripted"  # the protocol of wegent_core.testing's scripted model
+_NO_ENV_NEEDED = {SCRIPTED, "local", "auto"}
+TOOL_CHOICES = ("auto", "required")
 _PROTOCOL_BY_PROVIDER = {
     "openai": "openai",
     "claude": "claude",
