@@ -95,14 +95,20 @@ class ReplayModel:
         self.strict = strict
         self._queues: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
         self._lock = threading.Lock()
-        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
-            if number == 1:
-                header = json.loads(line)
-                if header.get("format") != FORMAT:
-                    raise ReplayError(f"{self.path}: not a wegent model recording (line 1: {line[:80]!r})")
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except OSError as error:
+            raise ReplayError(f"{self.path}: cannot read the recording: {error.strerror}") from None
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
                 continue
-            if line.strip():
+            try:
                 entry = json.loads(line)
+            except ValueError as error:
+                raise ReplayError(f"{self.path}, line {number}: not JSON: {error}") from None
+            if number == 1 and (not isinstance(entry, dict) or entry.get("format") != FORMAT):
+                raise ReplayError(f"{self.path}: not a wegent model recording (line 1: {line[:80]!r})")
+            if number > 1:
                 self._queues[entry["member"]].append(entry)
 
     @property

@@ -156,6 +156,11 @@ def _task_parsers(commands: Any) -> None:
         "-n", "--namespace", help="namespace of the team or task, and of the -f resources (default: default)"
     )
     run.add_argument("--model", metavar="NAME", help="Model for bots that have none")
+    recording = run.add_mutually_exclusive_group()
+    recording.add_argument("--record", metavar="FILE", help="write every model call of the run to FILE (JSON lines)")
+    recording.add_argument(
+        "--replay", metavar="FILE", help="answer every model call from a recording instead of the models"
+    )
     _follow_option(run)
     _store_option(run)
 

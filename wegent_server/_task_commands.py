@@ -74,12 +74,12 @@ def _label(record: TaskRecord) -> str:
 
 
 @asynccontextmanager
-async def _wegent(url: str | None) -> AsyncIterator[Any]:
+async def _wegent(url: str | None, **options: Any) -> AsyncIterator[Any]:
     from wegent_core._api import AsyncWegent
 
     from ._store_commands import _plugins
 
-    async with AsyncWegent(url or default_store_url(), plugins=_plugins()) as wg:
+    async with AsyncWegent(url or default_store_url(), plugins=_plugins(), **options) as wg:
         yield wg
 
 
@@ -90,8 +90,10 @@ def _session(args: argparse.Namespace, body: Callable[[Any], Awaitable[int]]) ->
 
     from wegent_core._concurrency import first_error
 
+    options = {k: v for k in ("record", "replay") if (v := getattr(args, k, None))}
+
     async def main() -> int:
-        async with _wegent(args.store) as wg:
+        async with _wegent(args.store, **options) as wg:
             return await body(wg)
 
     try:

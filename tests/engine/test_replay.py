@@ -95,3 +95,12 @@ def test_a_file_that_is_not_a_recording_is_refused(tmp_path: Path) -> None:
     path.write_text('{"hello": 1}\n')
     with pytest.raises(ReplayError, match="not a wegent model recording"):
         ReplayModel(path)
+
+
+def test_an_unreadable_recording_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ReplayError, match="cannot read the recording"):
+        ReplayModel(tmp_path / "missing.jsonl")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"format": "wegent-model-recording", "version": 1}\n{oops\n')
+    with pytest.raises(ReplayError, match="line 2: not JSON"):
+        ReplayModel(broken)

@@ -466,3 +466,25 @@ def test_task_help_imports_nothing_heavy(argv: list[str]) -> None:
     modules = set(result.stderr.rsplit("MODULES ", 1)[1].split())
     assert sorted(m for m in modules for heavy in HEAVY if m == heavy or m.startswith(heavy + ".")) == []
     assert "wegent_server._task_commands" not in modules
+
+
+def test_record_then_replay_prints_the_same_events(wegent: Wegent, tmp_path: Path) -> None:
+    path = team(tmp_path / "team.yaml", [{"chunks": ["Hello ", "from ", "the writer"]}])
+    recording = tmp_path / "run.jsonl"
+    recorded = wegent("run", "team", "-f", str(path), "--prompt", "hi", "-o", "json", "--record", str(recording))
+    assert recorded.code == 0, recorded.err
+    # a second run answered by the recording, not by the Model
+    replayed = wegent("run", "team", "--prompt", "hi", "-o", "json", "--replay", str(recording))
+    assert replayed.code == 0, replayed.err
+
+    def shown(result: Result) -> list[tuple[Any, ...]]:
+        return [(e["type"], e.get("text"), e.get("status")) for e in result.lines()]
+
+    assert shown(replayed) == shown(recorded)
+    assert [e["text"] for e in replayed.lines() if e["type"] == "text.delta"] == ["Hello ", "from ", "the writer"]
+    diverged = wegent("run", "team", "--prompt", "something else", "--replay", str(recording))
+    assert diverged.code == 1
+    assert "differs from the recording" in diverged.err
+    missing = wegent("run", "team", "--prompt", "hi", "--replay", str(tmp_path / "nope.jsonl"))
+    assert missing.code == 1
+    assert "cannot read the recording" in missing.err
