@@ -2,6 +2,10 @@
 
 Every problem of every document is collected, located (file, line, field path) and raised together in one
 `ValidationError`; the YAML reading itself (safe loading only, see `_yaml`) happens in `_yaml`.
+
+A folder holding a `SKILL.md` is a Skill (upstream reference 1.8): its frontmatter, a YAML mapping between `---`
+lines, gives `name` (else the folder's name) and the spec fields; the Markdown body is `spec.prompt`. Only SKILL.md is
+read: the scripts and modules a skill folder may hold are never imported or run.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-from yaml.nodes import Node, SequenceNode
+from yaml import Mark
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ._errors import Problem, ValidationError
 from ._gc import collector_paused
-from ._resources import KINDS, Resource, Schema
+from ._resources import API_VERSION, KINDS, Resource, Schema
 from ._yaml import YamlError, check_shape, compose, line_of, needs_shape_check, parse_stream, to_yaml
 
 SUFFIXES = (".yaml", ".yml", ".json")
+SKILL_FILE = "SKILL.md"
 
 
 class ResourceSet(list[Resource]):
@@ -47,6 +53,9 @@ class ResourceSet(list[Resource]):
 
 def load(*paths: str | Path, strict: bool = False) -> ResourceSet:
     """Load every resource in the given files and directories (`*.yaml`, `*.yml`, `*.json`, sorted by name).
+
+    A directory with a `SKILL.md` is one Skill; in any other directory, each sub-folder with a `SKILL.md` is a
+    Skill too (a folder of skills), loaded in name order with the files.
 
     Raises `ValidationError` listing every problem of every document; `strict` also reports unknown fields.
     """
@@ -135,10 +144,26 @@ class _Loader:
         except (OSError, UnicodeDecodeError) as exc:
             self.problems.append(Problem(f"cannot read file: {exc}", source=source))
             return
-        if path.suffix == ".json":
+        if path.name == SKILL_FILE:
+            self.read_skill(text, source, path.resolve().parent.name)
+        elif path.suffix == ".json":
             self._read_json(text, source)
         else:
             self.read_text(text, source)
+
+    def read_skill(self, text: str, source: str, folder: str) -> None:
+        """A SKILL.md file: a Skill named by its frontmatter, else by its folder."""
+        try:
+            front, node, body, body_line = _split_skill(text)
+        except YamlError as exc:
+            self.problems.append(Problem(str(exc), source=source, line=exc.line, kind="Skill", name=folder))
+            return
+        name = front.pop("name", folder)
+        spec = dict(front)
+        if body:
+            spec["prompt"] = body  # the body is the prompt, as upstream's uploader reads it
+        data = {"apiVersion": API_VERSION, "kind": "Skill", "metadata": {"name": name}, "spec": spec}
+        self._add(_Document(data, source, _skill_node(node, body_line), 1))
 
     def read_text(self, text: str, source: str) -> None:
         if text.lstrip().startswith(("{", "[")):
@@ -311,12 +336,64 @@ def _unknown_in(value: Any, path: str) -> Iterator[tuple[str, str, list[str]]]:
 def _expand(paths: Sequence[str | Path], loader: _Loader) -> Iterator[Path]:
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            yield from sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file())
+        if path.is_dir() and (path / SKILL_FILE).is_file():
+            yield path / SKILL_FILE  # a skill folder: its other files belong to the skill, not to the loader
+        elif path.is_dir():
+            for entry in sorted(path.iterdir()):
+                if entry.is_file() and entry.suffix in SUFFIXES:
+                    yield entry
+                elif entry.is_dir() and (entry / SKILL_FILE).is_file():
+                    yield entry / SKILL_FILE
         elif path.exists():
             yield path
         else:
             loader.problems.append(Problem("no such file or directory", source=str(path)))
+
+
+def _split_skill(text: str) -> tuple[dict[str, Any], Node | None, str, int]:
+    """A SKILL.md's frontmatter (data and node, lines as in the file), its body stripped, and the body's first line.
+    Raises `YamlError` (with the line) when the frontmatter is missing, unclosed, bad YAML or not a mapping."""
+    lines = text.removeprefix("\ufeff").split("\n")  # YAML's line breaks; str.splitlines knows more
+    if lines[0].rstrip() != "---":
+        raise YamlError("SKILL.md must start with frontmatter: a `---` line, YAML fields, and a closing `---` line", 1)
+    end = next((i for i in range(1, len(lines)) if lines[i].rstrip() in ("---", "...")), None)
+    if end is None:
+        raise YamlError("the SKILL.md frontmatter has no closing `---` line", 1)
+    # One blank line stands for the opening `---`, so YAML marks give the lines of the file.
+    documents = list(parse_stream("\n" + "\n".join(lines[1:end])))
+    if len(documents) > 1:
+        raise YamlError("the SKILL.md frontmatter must be one YAML mapping, not several documents", documents[1].line)
+    if documents and documents[0].error is not None:
+        raise documents[0].error
+    data = documents[0].data if documents else None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise YamlError(f"the SKILL.md frontmatter must be a YAML mapping, got {_type_name(data)}", 2)
+    body_lines = lines[end + 1 :]
+    blank = next((i for i, line in enumerate(body_lines) if line.strip()), len(body_lines))
+    return data, documents[0].node if documents else None, "\n".join(body_lines).strip(), end + 2 + blank
+
+
+def _skill_node(front: Node | None, body_line: int) -> MappingNode:
+    """A node tree shaped like the Skill document (`metadata.name`, `spec.*`) over the frontmatter's nodes, so that a
+    problem in a field is reported at its line in SKILL.md."""
+
+    def mark(line: int) -> Mark:
+        return Mark("SKILL.md", 0, line - 1, 0, None, None)
+
+    def key(value: str, line: int) -> ScalarNode:
+        return ScalarNode("tag:yaml.org,2002:str", value, mark(line), mark(line))
+
+    entries = front.value if isinstance(front, MappingNode) else []
+    spec_entries = [(k, v) for k, v in entries if not (isinstance(k, ScalarNode) and k.value == "name")]
+    spec_entries.append((key("prompt", body_line), key("", body_line)))
+    name = [(k, v) for k, v in entries if isinstance(k, ScalarNode) and k.value == "name"]
+    first = front.start_mark.line + 1 if front is not None else 1
+    tag = "tag:yaml.org,2002:map"
+    metadata = MappingNode(tag, name, mark(1), mark(1))
+    spec = MappingNode(tag, spec_entries, mark(first), mark(first))
+    return MappingNode(tag, [(key("metadata", 1), metadata), (key("spec", first), spec)], mark(1), mark(1))
 
 
 def _flatten(doc: _Document) -> Iterator[_Document]:

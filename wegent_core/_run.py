@@ -105,12 +105,18 @@ class Run:
         return result
 
     async def _flusher(self) -> None:
+        """Writes streamed events: the first after a quiet spell at once (a consumer sees the first token without
+        waiting), the next ones gathered, at most one write every `_FLUSH_EVERY` seconds."""
+        last = -_FLUSH_EVERY
         while True:
             await self._dirty.wait()
             self._dirty = anyio.Event()
-            await anyio.sleep(_FLUSH_EVERY)  # gather a few deltas into one write
+            wait = last + _FLUSH_EVERY - anyio.current_time()
+            if wait > 0:
+                await anyio.sleep(wait)
             if self._pending and not self._write_lock.locked():  # a commit on its way takes them anyway
                 await self.commit()
+            last = anyio.current_time()
 
     def log(self, items: list[tuple[str, dict[str, Any], int | None]]) -> None:
         """In a commit's work: events to append, with the commit's other events, at its end."""
@@ -374,6 +380,8 @@ class Run:
             system=system,
             kit=await self.kit_for(member),
         )
+        for hook in turn.kit.turn_hooks if turn.kit is not None else ():
+            hook(running.message_id)
         try:
             result = await self._runtime(member)(turn)
         except (ModelError, WegentError) as error:

@@ -4,6 +4,8 @@ knowledge search) and instructions for its system prompt.
 A toolkit is registered with `register_toolkits` as `factory(kit: MemberKit) -> Awaitable[None]`. It is called once
 per member per run of a task, adds to `kit.tools` and `kit.instructions`, and may add tools later (a skill loaded in
 the middle of a turn brings its MCP servers' tools): the agent loop reads `kit.tools` again before every model call.
+`kit.turn_hooks` are called at the start of each of the member's turns with the turn's message id, for state that
+ages by turns (a loaded skill).
 
 What a toolkit starts for a task (an MCP server process) it enters through the task's `TaskSession`: each context is
 entered in a task of its own, once per key, kept across the turns of the run, and exited in that same task when the
@@ -93,6 +95,7 @@ class MemberKit:
     emit: Callable[[Event], None]  # events about the kit (a skill that was not found, a server that failed)
     tools: list[Tool] = field(default_factory=list)
     instructions: list[str] = field(default_factory=list)
+    turn_hooks: list[Callable[[int], None]] = field(default_factory=list)  # called with each new turn's message id
 
     def system_prompt(self, base: str) -> str:
         return "\n\n".join([base, *self.instructions]) if self.instructions else base

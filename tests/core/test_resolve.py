@@ -631,6 +631,57 @@ def test_skills_bound_to_other_shells_are_skipped() -> None:
     assert any("cc-only" in w and "not Chat" in w for w in plan.warnings)
 
 
+def test_bind_shells_match_case_blindly_and_an_empty_list_binds_to_no_shell() -> None:
+    store = store_of(
+        ghost("g", skills=["lower", "none", "unset", "other"]),
+        shell("chat"),
+        model("m"),
+        skill("lower", bindShells=["chat"]),
+        skill("none", bindShells=[]),
+        skill("unset"),
+        skill("other", bindShells=["Agno", "Dify"]),
+        bot("b"),
+        team("t", "b"),
+    )
+    plan = resolve_team(store, "t", environ=ENV)
+    assert [s.name for s in plan.members[0].skills] == ["lower", "unset"]
+    assert any("none is bound to no shell" in w for w in plan.warnings)
+    assert plan.members[0].missing_skills == []  # skipped for its shell, which is not missing
+
+
+def test_skill_plans_carry_what_the_runtime_needs() -> None:
+    store = store_of(
+        ghost("g", skills=["draw"]),
+        shell("chat"),
+        model("m"),
+        skill("draw", prompt="# Drawing\n\nUse boxes.", displayName="Diagrams", version=1.0),
+        bot("b"),
+        team("t", "b"),
+    )
+    (plan,) = resolve_team(store, "t", environ=ENV).members[0].skills
+    assert (plan.prompt, plan.display_name, plan.version) == ("# Drawing\n\nUse boxes.", "Diagrams", "1.0")
+    assert plan.model_dump(mode="json")["prompt"] == "# Drawing\n\nUse boxes."  # plans print it (it holds no secret)
+
+
+def test_missing_skills_are_recorded_per_member_once() -> None:
+    labels = {"additionalSkills": '["task-gone"]'}
+    store = store_of(
+        ghost("g", skills=["ghost-gone", "here"], preload_skills=["ghost-gone"]),
+        ghost("h", skills=["here"]),
+        shell("chat"),
+        model("m"),
+        skill("here"),
+        bot("b"),
+        bot("c", ghost="h"),
+        team("t", "b", "c"),
+        doc("Task", "job", {"teamRef": {"name": "t"}, "prompt": "go"}, labels=labels),
+    )
+    members = resolve_task(store, "job", environ=ENV).members
+    assert members[0].missing_skills == ["ghost-gone", "task-gone"]
+    assert members[1].missing_skills == ["task-gone"]
+    assert [s.name for s in members[1].skills] == ["here"]
+
+
 # --- 2.8 MCP --------------------------------------------------------------------------------------------------------
 
 
