@@ -8,7 +8,8 @@ at the next token.
 Small models cannot be trusted to format a tool call by themselves, so a forced tool choice (`required`, or a tool's
 name) is generated under a JSON grammar built from the tools' schemas: the reply is always a well-formed call of one
 of the offered tools. Without a forced choice, the tools are described in the system prompt and a reply that is
-exactly such a JSON call is taken as one.
+exactly such a JSON call is taken as one. Once tools have answered in a turn, the model is asked to answer from
+their results (one round of tools per turn: a model this small would otherwise call them again and again).
 """
 
 from __future__ import annotations
@@ -90,34 +91,36 @@ class LocalModel:
     async def stream(self, request: ModelRequest) -> AsyncIterator[Chunk]:
         path = self.path or default_model_path()
         llm, lock = await anyio.to_thread.run_sync(load_model, path, self.context)
-        forced = _forced_tools(request)
+        offered = () if _has_results(request) else request.tools  # with the data in hand, it answers
+        forced = _forced_tools(request) if offered else []
         kwargs: dict[str, Any] = {"temperature": self.temperature, "max_tokens": self.max_tokens}
         if forced:
             kwargs["response_format"] = {"type": "json_object", "schema": _call_schema(forced)}
-        messages = _messages(request, forced or list(request.tools))
+        messages = _messages(request, forced or list(offered))
+        text: list[str] = []
+        tokens: Iterator[str] | None = None
         await anyio.to_thread.run_sync(lock.acquire)
         try:
-            text, output_tokens = [], 0
-            tokens = await anyio.to_thread.run_sync(lambda: _generate(llm, messages, kwargs))
+            tokens = await anyio.to_thread.run_sync(_generate, llm, messages, kwargs)
             while (piece := await anyio.to_thread.run_sync(next, tokens, None)) is not None:
-                output_tokens += 1
                 text.append(piece)
-                if not request.tools:  # a reply that may be a tool call is held back until it is whole
+                if not offered:  # a reply that may be a tool call is held back until it is whole
                     yield TextChunk(text=piece)
-            input_tokens = max(llm.n_tokens - output_tokens, 0)
+            input_tokens = max(llm.n_tokens - len(text), 0)
         finally:
-            if "tokens" in locals():  # a cancelled reply: end llama.cpp's generation before the next one starts
-                await anyio.to_thread.run_sync(tokens.close)
-            lock.release()
+            with anyio.CancelScope(shield=True):  # a cancelled reply still ends its generation and frees the model
+                if tokens is not None:
+                    await anyio.to_thread.run_sync(tokens.close)
+                lock.release()
         reply = "".join(text)
-        call = _as_call(reply, request.tools) if request.tools else None
+        call = _as_call(reply, offered) if offered else None
         if forced and call is None:
             raise FatalModelError(f"the local model did not produce a valid tool call: {reply[:200]!r}")
         if call is not None:
             yield ToolCallChunk(call=call)
-        elif request.tools and reply:
+        elif offered and reply:
             yield TextChunk(text=reply)
-        yield UsageChunk(input_tokens=input_tokens, output_tokens=output_tokens)
+        yield UsageChunk(input_tokens=input_tokens, output_tokens=len(text))
 
 
 def _generate(llm: Any, messages: list[dict[str, str]], kwargs: dict[str, Any]) -> Iterator[str]:
@@ -153,22 +156,38 @@ def _call_schema(tools: list[ToolSpec]) -> dict[str, Any]:
 
 
 def _messages(request: ModelRequest, tools: list[ToolSpec]) -> list[dict[str, str]]:
-    """The chat in the plain roles a small model's template knows: tool calls and results become text."""
-    system = request.system
+    """The chat in the plain roles a small model's template knows. The turn's tool results are folded into its
+    question as data (`Question: ... Data from <tool>: ...`): a 135M model answers from data laid out so, where it
+    would echo the JSON of a tool exchange."""
+    system, history = request.system, list(request.messages)
     if tools:
         listed = "\n".join(f"- {t.name}: {t.description} Arguments: {json.dumps(t.parameters)}" for t in tools)
         system = (
             f"{system}\n\nYou can call these tools. To call one, reply with only a JSON object "
             f'{{"name": <tool name>, "arguments": {{...}}}}.\n{listed}'
         ).strip()
+    if _has_results(request):
+        last = _last_user(request)
+        data = [f"Data from {m.name}: {m.content}" for m in history[last + 1 :] if m.role == "tool"]
+        question = "\n".join([f"Question: {history[last].content}", *data])
+        history = [*history[:last], ChatMessage(role="user", content=question)]
+        system = f"{system}\n\nAnswer the question using the data given.".strip()
     out = [{"role": "system", "content": system}] if system else []
-    out += [_message(m) for m in request.messages]
-    return out
+    return out + [_message(m) for m in history]
+
+
+def _last_user(request: ModelRequest) -> int:
+    return max((i for i, m in enumerate(request.messages) if m.role == "user"), default=-1)
+
+
+def _has_results(request: ModelRequest) -> bool:
+    """Whether tools have answered in this turn (after the newest user message)."""
+    return any(m.role == "tool" for m in request.messages[_last_user(request) + 1 :])
 
 
 def _message(message: ChatMessage) -> dict[str, str]:
     if message.role == "tool":
-        return {"role": "user", "content": f"Result of the tool {message.name}:\n{message.content}"}
+        return {"role": "user", "content": f"Data from {message.name}: {message.content}"}
     if message.tool_calls:
         calls = [{"name": c.name, "arguments": c.arguments} for c in message.tool_calls]
         content = json.dumps(calls[0] if len(calls) == 1 else calls)
