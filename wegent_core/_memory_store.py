@@ -194,7 +194,9 @@ class MemoryStore:
         ]
         return [t.model_copy(deep=True) for t in chosen[:limit]]
 
-    def update_task(self, task_id: int, expected_version: int, **changes: Any) -> TaskRecord:
+    def update_task(
+        self, task_id: int, expected_version: int, *, base: TaskRecord | None = None, **changes: Any
+    ) -> TaskRecord:
         refuse_managed(changes, {"id", "version", "created_at", "updated_at"}, "task")
         with self._lock:
             current = self._tasks.get(task_id)
@@ -227,7 +229,7 @@ class MemoryStore:
             self._messages[record.task_id] = {**messages, record.message_id: self._last_subtask_id}
         return stored.model_copy(deep=True)
 
-    def update_subtask(self, subtask_id: int, **changes: Any) -> SubtaskRecord:
+    def update_subtask(self, subtask_id: int, *, base: SubtaskRecord | None = None, **changes: Any) -> SubtaskRecord:
         refuse_managed(changes, {"id", "task_id", "message_id", "created_at", "updated_at"}, "subtask")
         with self._lock:
             current = self._subtasks.get(subtask_id)

@@ -140,7 +140,9 @@ class Run:
             # is run by that one now, so `cancel` must reach it there and `resume` must leave it alone.
             spec = {**current.spec, "budget": self.budget.snapshot(), "runner": self.engine.runner}
             try:
-                self.record = self.store.update_task(self.task_id, current.version, **{"spec": spec, **changes})
+                self.record = self.store.update_task(
+                    self.task_id, current.version, base=current, **{"spec": spec, **changes}
+                )
                 return self.record
             except ConflictError:  # nothing was written: read what the other writer left, and decide again
                 current = self.record = self.store.get_task(self.task_id)
@@ -159,7 +161,7 @@ class Run:
         subtask_transition(subtask.status, status)
         if status in (SubtaskState.COMPLETED, SubtaskState.FAILED, SubtaskState.CANCELLED):
             changes.setdefault("completed_at", now())
-        updated = self.store.update_subtask(subtask.id, status=status, **changes)
+        updated = self.store.update_subtask(subtask.id, base=subtask, status=status, **changes)
         event = subtask_event(updated, status, error=changes.get("error_message"))
         self.log([item(event, updated.id)])
         self._remember(updated)

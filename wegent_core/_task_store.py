@@ -98,13 +98,19 @@ class TaskStore(Protocol):
         """Newest first."""
         ...
 
-    def update_task(self, task_id: int, expected_version: int, **changes: Any) -> TaskRecord:
-        """Apply changes if the task is still at `expected_version` (else `ConflictError`); bumps the version."""
+    def update_task(
+        self, task_id: int, expected_version: int, *, base: TaskRecord | None = None, **changes: Any
+    ) -> TaskRecord:
+        """Apply changes if the task is still at `expected_version` (else `ConflictError`); bumps the version.
+        `base`, the record at that version as the caller has it, lets a store write without reading it first."""
         ...
 
     def add_subtask(self, subtask: SubtaskRecord) -> SubtaskRecord: ...
 
-    def update_subtask(self, subtask_id: int, **changes: Any) -> SubtaskRecord: ...
+    def update_subtask(self, subtask_id: int, *, base: SubtaskRecord | None = None, **changes: Any) -> SubtaskRecord:
+        """Apply changes. `base`, the record as the caller last wrote or read it (a task's subtasks have one writer:
+        its runner), lets a store write from it without reading, when the stored status is still the base's."""
+        ...
 
     def subtasks(self, task_id: int) -> list[SubtaskRecord]:
         """In message_id order."""

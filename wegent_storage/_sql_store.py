@@ -125,6 +125,7 @@ _SUBTASK_BY_ID = _S.c.id == sa.bindparam("subtask_id")
 _INSERT_SUBTASK = sa.insert(_S)
 _LOCK_SUBTASK = sa.select(_S).where(_SUBTASK_BY_ID).with_for_update()
 _UPDATE_SUBTASK = sa.update(_S).where(_SUBTASK_BY_ID).values({c: sa.bindparam(c) for c in _SUBTASK_VALUES})
+_UPDATE_SUBTASK_FROM = _UPDATE_SUBTASK.where(_S.c.status == sa.bindparam("base_status"))
 
 # The store-managed metadata is kept in columns, not in the body (parsing timestamps out of JSON is slow).
 _MANAGED_FIELDS = {"metadata": {"resource_version", "created_at", "updated_at"}}
@@ -351,11 +352,12 @@ class SqlStore:
 
         def work(connection: sa.Connection) -> tuple[int, str]:
             values = {**_task_values(record), "last_seq": 0}
-            if self._own_task_ids:
+            if self._own_task_ids:  # the id is known before the insert: so is the default name
                 values["id"] = _next_task_id(connection)
+                values["name"] = f"task-{values['id']}" if record.name is None else record.name
             result = connection.execute(_INSERT_TASK, values)
             task_id = result.inserted_primary_key[0]
-            name = record.name
+            name = values["name"]
             if name is None:
                 name = f"task-{task_id}"
                 connection.execute(_NAME_TASK, {"task_id": task_id, "name": name})
@@ -379,18 +381,25 @@ class SqlStore:
             query = query.where(_T.c.status == TaskState(status).value)
         return [_task_from(row) for row in self._run(lambda c: c.execute(query).all(), write=False)]
 
-    def update_task(self, task_id: int, expected_version: int, **changes: Any) -> TaskRecord:
+    def update_task(
+        self, task_id: int, expected_version: int, *, base: TaskRecord | None = None, **changes: Any
+    ) -> TaskRecord:
         refuse_managed(changes, {"id", "version", "created_at", "updated_at"}, "task")
+        if base is not None and (base.id, base.version) != (task_id, expected_version):
+            base = None  # not the version being changed: read it
 
         def work(connection: sa.Connection) -> TaskRecord:
-            row = connection.execute(_GET_TASK, {"task_id": task_id}).first()
-            if row is None:
-                raise NotFoundError(f"task {task_id} not found")
-            if row.version != expected_version:
-                raise _task_conflict(task_id, expected_version, row.version)
+            current = base
+            if current is None:
+                row = connection.execute(_GET_TASK, {"task_id": task_id}).first()
+                if row is None:
+                    raise NotFoundError(f"task {task_id} not found")
+                if row.version != expected_version:
+                    raise _task_conflict(task_id, expected_version, row.version)
+                current = _task_from(row)
             updated = TaskRecord.model_validate(
                 {
-                    **_task_from(row).model_dump(),
+                    **current.model_dump(),
                     **changes,
                     "version": expected_version + 1,
                     "updated_at": datetime.now(UTC),
@@ -399,8 +408,10 @@ class SqlStore:
             written = connection.execute(
                 _UPDATE_TASK, {**_task_values(updated), "task_id": task_id, "expected": expected_version}
             )
-            if written.rowcount != 1:  # changed by another writer since the read above
+            if written.rowcount != 1:  # changed by another writer since it was read, or gone
                 now = connection.execute(sa.select(_T.c.version).where(_T.c.id == task_id)).scalar()
+                if now is None and base is not None:
+                    raise NotFoundError(f"task {task_id} not found")
                 raise _task_conflict(task_id, expected_version, now)
             return updated
 
@@ -413,11 +424,11 @@ class SqlStore:
         record = SubtaskRecord.model_validate({**subtask.model_dump(mode="json"), "created_at": now, "updated_at": now})
 
         def work(connection: sa.Connection) -> int:
-            if connection.execute(_TASK_EXISTS, {"task_id": record.task_id}).first() is None:
-                raise NotFoundError(f"task {record.task_id} not found")
-            try:
+            try:  # the foreign key finds a missing task: no read first (every backend names the key in its error)
                 return connection.execute(_INSERT_SUBTASK, _subtask_values(record)).inserted_primary_key[0]
             except sa.exc.IntegrityError as error:  # the transaction rolls back as this leaves it
+                if "foreign key" in str(error.orig).lower():
+                    raise NotFoundError(f"task {record.task_id} not found") from None
                 raise ConflictError(
                     f"task {record.task_id} already has a subtask with message_id {record.message_id}"
                 ) from error
@@ -425,10 +436,17 @@ class SqlStore:
         subtask_id = self._run(work, write=True)
         return record.model_copy(update={"id": subtask_id})
 
-    def update_subtask(self, subtask_id: int, **changes: Any) -> SubtaskRecord:
+    def update_subtask(self, subtask_id: int, *, base: SubtaskRecord | None = None, **changes: Any) -> SubtaskRecord:
         refuse_managed(changes, {"id", "task_id", "message_id", "created_at", "updated_at"}, "subtask")
 
         def work(connection: sa.Connection) -> SubtaskRecord:
+            if base is not None and base.id == subtask_id:  # written from it, if its status is still the stored one
+                updated = SubtaskRecord.model_validate(
+                    {**base.model_dump(), **changes, "updated_at": datetime.now(UTC)}
+                )
+                values = {**_subtask_values(updated), "subtask_id": subtask_id, "base_status": base.status.value}
+                if connection.execute(_UPDATE_SUBTASK_FROM, values).rowcount == 1:
+                    return updated
             row = connection.execute(_LOCK_SUBTASK, {"subtask_id": subtask_id}).first()
             if row is None:
                 raise NotFoundError(f"subtask {subtask_id} not found")

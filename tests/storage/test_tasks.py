@@ -125,6 +125,32 @@ def test_updating_a_missing_task_is_not_found(store: Store) -> None:
         store.update_task(999, 1, progress=1)
 
 
+def test_an_update_from_a_base_record_is_checked_like_any_other(store: Store) -> None:
+    task = new_task(store)
+    moved = store.update_task(task.id, 1, base=task, progress=10)
+    assert (moved.version, moved.progress) == (2, 10)
+    assert store.get_task(task.id) == moved
+    with pytest.raises(ConflictError, match=r"version 1, now 2"):  # a base of an old version changes nothing
+        store.update_task(task.id, 1, base=task, progress=50)
+    with pytest.raises(ConflictError, match=r"version 1, now 2"):  # nor does a base that says it is current
+        store.update_task(task.id, 1, base=moved.model_copy(update={"version": 1}), progress=50)
+    assert store.get_task(task.id) == moved
+    with pytest.raises(NotFoundError, match="task 999 not found"):
+        store.update_task(999, 2, base=moved.model_copy(update={"id": 999}), progress=1)
+
+
+def test_a_subtask_update_from_a_stale_base_keeps_what_is_stored(store: Store) -> None:
+    task = new_task(store)
+    added = store.add_subtask(SubtaskRecord(task_id=task.id, message_id=1, role="ASSISTANT"))
+    running = store.update_subtask(added.id, base=added, status=SubtaskState.RUNNING, progress=5)
+    assert store.subtasks(task.id) == [running]
+    # another writer completed it meanwhile: a write from the old base merges onto what is stored
+    store.update_subtask(added.id, status=SubtaskState.COMPLETED, result={"value": "done"})
+    merged = store.update_subtask(added.id, base=running, progress=100)
+    assert (merged.status, merged.result, merged.progress) == (SubtaskState.COMPLETED, {"value": "done"}, 100)
+    assert store.subtasks(task.id) == [merged]
+
+
 @pytest.mark.parametrize("field", ["id", "version", "created_at", "updated_at"])
 def test_store_managed_task_fields_cannot_be_changed(store: Store, field: str) -> None:
     task = new_task(store)
