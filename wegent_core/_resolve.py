@@ -430,7 +430,11 @@ class _Resolver:
                 self.warnings.append(f"{self.label(owner)}: MCP server '{name}' has no configuration; skipped")
             return None
         kind = str(config.get("type") or ("stdio" if config.get("command") else "streamable-http")).lower()
-        kind = {"http": "streamable-http", "streamable_http": "streamable-http"}.get(kind, kind)
+        kind = {
+            "http": "streamable-http",
+            "streamable_http": "streamable-http",
+            "streamablehttp": "streamable-http",
+        }.get(kind, kind)
         if kind not in ("stdio", "sse", "streamable-http"):
             self.warnings.append(f"{self.label(owner)}: MCP server '{name}' has unknown type '{kind}'; skipped")
             return None
@@ -448,7 +452,7 @@ class _Resolver:
             args=[str(a) for a in config.get("args") or []],
             env={str(k): str(v) for k, v in (config.get("env") or {}).items()},
             url=config.get("url"),
-            headers={str(k): str(v) for k, v in (config.get("headers") or config.get("auth") or {}).items()},
+            headers=_headers(config.get("headers") or config.get("auth")),
             timeout=_float(timeout),
             source=source,
         )
@@ -564,11 +568,48 @@ def _float(value: Any) -> float | None:
         return None
 
 
+_WRAPPERS = frozenset({"mcpServers", "mcp_servers"})
+# Upstream's order when a config is wrapped in both spellings (reference 2.8): double camel/camel, camel/snake,
+# snake/snake, snake/camel, then single camel, then single snake.
+_WRAPPED = (
+    ("mcpServers", "mcpServers"),
+    ("mcpServers", "mcp_servers"),
+    ("mcp_servers", "mcp_servers"),
+    ("mcp_servers", "mcpServers"),
+    ("mcpServers",),
+    ("mcp_servers",),
+)
+
+
+def _is_wrapper(raw: Any) -> bool:
+    """`{"mcpServers": {...}}` (either spelling, or both): a wrapper, not a server map. A map that also has other
+    keys is a server map, so a server may be called `mcp_servers` among others."""
+    return (
+        isinstance(raw, dict) and bool(raw) and set(raw) <= _WRAPPERS and all(isinstance(v, dict) for v in raw.values())
+    )
+
+
 def unwrap_mcp_servers(raw: Any) -> dict[str, Any]:
-    """Accept `{name: config}` and the nested `{"mcpServers": {...}}` forms (either key spelling, up to twice)."""
-    for _ in range(2):
-        if isinstance(raw, dict) and len(raw) == 1:
-            ((key, inner),) = raw.items()
-            if key in ("mcpServers", "mcp_servers") and isinstance(inner, dict):
-                raw = inner
-    return raw if isinstance(raw, dict) else {}
+    """Accept `{name: config}` and the nested `{"mcpServers": {...}}` forms (either key spelling, up to twice, in
+    upstream's order of priority when both spellings are present)."""
+    if not isinstance(raw, dict):
+        return {}
+    if not _is_wrapper(raw):
+        return raw
+    for path in _WRAPPED:
+        node: Any = raw
+        for key in path:
+            node = node.get(key) if _is_wrapper(node) else None
+        if isinstance(node, dict) and not _is_wrapper(node):
+            return node
+    return raw  # wrapped more than twice: taken as a map, whose odd entries are reported as broken servers
+
+
+def _headers(value: Any) -> dict[str, str]:
+    """Headers as a mapping, or upstream's JSON string form of one; anything else gives none."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}

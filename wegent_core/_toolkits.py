@@ -63,12 +63,16 @@ class TaskSession:
     ) -> None:
         self._open += 1
         self._all_closed = anyio.Event()
+        started = False
         try:
             async with context() as value:
                 task_status.started(value)
+                started = True
                 await self._stop.wait()
-        except Exception:  # exiting failed (a server that died): it is gone either way
-            log.warning("task %s: closing %s failed", self.task_id, key, exc_info=True)
+        except Exception:
+            if not started:
+                raise  # entering failed: `enter` raises it to its caller
+            log.warning("task %s: closing %s failed", self.task_id, key, exc_info=True)  # it is gone either way
         finally:
             self._entered.pop(key, None)
             self._open -= 1

@@ -14,6 +14,7 @@ their results (one round of tools per turn: a model this small would otherwise c
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import threading
@@ -71,8 +72,17 @@ def load_model(path: Path, context: int) -> tuple[Any, threading.Lock]:
                 raise PluginError(f"the local model provider needs llama-cpp-python: {_INSTALL_HINT}") from None
             if not path.is_file():
                 raise PluginError(f"model file {path} does not exist")
+            if not _loaded:
+                atexit.register(_unload)  # before the interpreter tears down what llama.cpp's finaliser calls
             _loaded[key] = (Llama(str(path), n_ctx=context, seed=0, verbose=False), threading.Lock())
         return _loaded[key]
+
+
+def _unload() -> None:
+    with _loading:
+        for llm, _ in _loaded.values():
+            llm.close()
+        _loaded.clear()
 
 
 class LocalModel:

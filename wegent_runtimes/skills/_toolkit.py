@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,7 +187,7 @@ async def attach_servers(kit: MemberKit, skill: str) -> list[Tool]:
     if not servers:
         return []
     try:
-        from wegent_runtimes.mcp import mcp_tools
+        from wegent_runtimes.mcp import kit_placeholders, mcp_tools
     except ImportError as error:
         names = ", ".join(s.name for s in servers)
         kit.emit(
@@ -199,16 +199,10 @@ async def attach_servers(kit: MemberKit, skill: str) -> list[Tool]:
         )
         return []
     try:
-        tools: list[Tool] = await mcp_tools(kit.session, servers, placeholders=placeholders(kit), emit=kit.emit)
+        tools: list[Tool] = await mcp_tools(kit.session, servers, placeholders=kit_placeholders(kit), emit=kit.emit)
     except Exception as error:  # the skill is still worth its instructions; cancellation is not caught
         log.warning("skill %s: attaching MCP servers failed", skill, exc_info=True)
         message = f"skill '{skill}': MCP servers not attached: {type(error).__name__}: {error}"
         kit.emit(Notice(member=kit.member.bot, code="mcp.unavailable", message=message))
         return []
     return tools
-
-
-def placeholders(kit: MemberKit) -> Mapping[str, Any]:
-    """What `${{path}}` placeholders in a skill's MCP config may name (upstream reference 2.8)."""
-    namespace, _, name = kit.member.bot.rpartition("/")
-    return {"task_id": kit.task_id, "bot": [{"name": name, "namespace": namespace}]}
