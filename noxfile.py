@@ -32,8 +32,9 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     session.install("-e", DEV, env=PORTABLE)
-    for script in ("bench_load.py", "bench_plan.py", "bench_cli_help.py", "bench_store.py", "bench_engine.py"):
-        session.run("python", f"benchmarks/{script}")
+    scripts = ["load", "plan", "cli_help", "store", "engine", "agent", "local_model", "mcp"]
+    for script in scripts:
+        session.run("python", f"benchmarks/bench_{script}.py")
 
 
 @nox.session
