@@ -311,7 +311,9 @@ class Run:
         async with self._kit_locks.setdefault(member.bot, anyio.Lock()):
             kit = self._kits.get(member.bot)
             if kit is None:
-                kit = MemberKit(task_id=self.task_id, member=member, session=self.session, emit=self.emit)
+                kit = MemberKit(
+                    task_id=self.task_id, member=member, session=self.session, plan=self.plan, emit=self.emit
+                )
                 for registration in toolkits.values():
                     await registration.factory(kit)
                 self._kits[member.bot] = kit

@@ -24,7 +24,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from ._events import Event
-from ._plan import MemberPlan
+from ._plan import ExecutionPlan, MemberPlan
 from ._tools import Tool
 
 log = logging.getLogger("wegent.engine")
@@ -96,6 +96,7 @@ class MemberKit:
     task_id: int
     member: MemberPlan
     session: TaskSession
+    plan: ExecutionPlan  # the task's plan: its team, workspace, labels, the other members
     emit: Callable[[Event], None]  # events about the kit (a skill that was not found, a server that failed)
     tools: list[Tool] = field(default_factory=list)
     instructions: list[str] = field(default_factory=list)

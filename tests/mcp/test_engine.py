@@ -81,6 +81,7 @@ async def test_placeholders_env_and_the_nested_form_reach_the_server(wegent, eve
         "TASK": "${{task_id}}",
         "BOT": "${{bot.0.name}}@${{bot.0.namespace}}",
         "GHOST": "${{ghost.name}}",
+        "TEAM": "${{team.name}}/${{team.collaboration_model}}",
         "UNKNOWN": "${{user.name}}",
         "TOKEN": "${WEGENT_TEST_SECRET}",
     }
@@ -92,6 +93,7 @@ async def test_placeholders_env_and_the_nested_form_reach_the_server(wegent, eve
     assert f'"TASK": "{record.id}"' in output
     assert '"BOT": "agent@default"' in output
     assert '"GHOST": "agent"' in output
+    assert '"TEAM": "team/solo"' in output
     assert '"UNKNOWN": "${{user.name}}"' in output  # an unknown path keeps the placeholder
     assert '"TOKEN": "s3cret-value"' in output  # ${ENV} is expanded at start, from this process's environment
     assert "s3cret-value" not in str(record.spec)  # ... and never stored with the task

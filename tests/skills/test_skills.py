@@ -202,8 +202,9 @@ async def test_through_the_engine_a_loaded_skill_leaves_after_five_turns(run) ->
 
 def member_kit(ghost: dict[str, Any], skills: list[dict[str, Any]], session: Any = None) -> MemberKit:
     docs = loads(team(["a"], ghosts={"a": ghost}, skills=skills))
-    (member,) = resolve_team(MemoryStore.from_resources(docs), "team", environ={}).members
-    return MemberKit(task_id=1, member=member, session=session, emit=lambda event: None)
+    plan = resolve_team(MemoryStore.from_resources(docs), "team", environ={})
+    (member,) = plan.members
+    return MemberKit(task_id=1, member=member, session=session, plan=plan, emit=lambda event: None)
 
 
 def context(message: int, step: int = 1) -> ToolContext:

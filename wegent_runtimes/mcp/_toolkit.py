@@ -84,13 +84,20 @@ async def mcp_tools(
 
 
 def kit_placeholders(kit: MemberKit) -> dict[str, Any]:
-    """What `${{path}}` placeholders may name for a member: `task_id`, `bot.0.name`, `ghost.name`, ..."""
-    member = kit.member
+    """What `${{path}}` placeholders may name for a member: `task_id`, `bot.0.name`, `ghost.name`, `team.name`,
+    `git_repo`, ..."""
+    member, plan = kit.member, kit.plan
     namespace, _, bot = member.bot.rpartition("/")
     ghost_namespace, _, ghost = member.ghost.rpartition("/")
+    team_namespace, _, team = plan.team.rpartition("/")
+    repository = plan.workspace
     return {
         "task_id": kit.task_id,
-        "task": {"id": kit.task_id},
+        "task": {"id": kit.task_id, "title": plan.title, "labels": dict(plan.labels)},
+        "team": {"name": team, "namespace": team_namespace, "collaboration_model": plan.collaboration_model.value},
+        "git_repo": repository.git_repo if repository is not None else None,
+        "git_url": repository.git_url if repository is not None else None,
+        "branch_name": repository.branch_name if repository is not None else None,
         "namespace": namespace,
         "bot": [{"name": bot, "namespace": namespace, "shell_type": member.shell.shell_type, "role": member.role}],
         "ghost": {"name": ghost, "namespace": ghost_namespace},
