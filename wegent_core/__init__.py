@@ -73,6 +73,7 @@ from ._resources import (
     Ref,
     Resource,
     Shell,
+    ShellSandbox,
     Skill,
     SubtaskState,
     Task,
@@ -81,6 +82,17 @@ from ._resources import (
     TeamLimits,
     TeamMember,
     Workspace,
+)
+from ._sandbox import (
+    CAPABILITIES,
+    ExecResult,
+    Mount,
+    Sandbox,
+    SandboxError,
+    SandboxGone,
+    SandboxProvider,
+    SandboxSpec,
+    workspace_path,
 )
 from ._schema import json_schema
 from ._secret_fields import redact_resource
@@ -93,6 +105,7 @@ from ._yaml import to_yaml
 
 __all__ = [
     "API_VERSION",
+    "CAPABILITIES",
     "KINDS",
     "PUBLIC_NAMESPACE",
     "ApplyReport",
@@ -111,6 +124,7 @@ __all__ = [
     "Error",
     "Event",
     "EventRecord",
+    "ExecResult",
     "ExecutionPlan",
     "FatalModelError",
     "FunctionTool",
@@ -129,6 +143,7 @@ __all__ = [
     "ModelPlan",
     "ModelRequest",
     "ModelTimeoutError",
+    "Mount",
     "NotFoundError",
     "Notice",
     "ObjectMeta",
@@ -148,10 +163,16 @@ __all__ = [
     "ResourceSet",
     "ResourceStore",
     "RetryPolicy",
+    "Sandbox",
+    "SandboxError",
+    "SandboxGone",
+    "SandboxProvider",
+    "SandboxSpec",
     "SchemaStatus",
     "ServerError",
     "Shell",
     "ShellPlan",
+    "ShellSandbox",
     "Skill",
     "SkillPlan",
     "StoreError",
@@ -211,4 +232,5 @@ __all__ = [
     "to_document",
     "to_yaml",
     "tool",
+    "workspace_path",
 ]

@@ -8,7 +8,7 @@ Model errors are retried with backoff when they are retryable; cancellation is n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +100,9 @@ class Turn:
     tools: Sequence[Tool] = ()
     system: str | None = None  # default: the member's system prompt
     kit: MemberKit | None = None  # the toolkits' tools and instructions; its tools may grow during the turn
+    # What this member's runtime kept at its last completed turn of this task (`TurnResult.state`), read back from
+    # the store, so it outlives the process: an external agent's conversation id, say. Empty at the first turn.
+    state: Mapping[str, Any] = field(default_factory=dict)
 
     def current_tools(self) -> dict[str, Tool]:
         kit_tools = self.kit.tools if self.kit is not None else ()
@@ -116,6 +119,7 @@ class TurnResult:
     messages: list[ChatMessage]  # what the turn added to the conversation, the answer last
     ended_by: Any = None  # the value of the `EndTurn` that ended the turn, if one did
     reused: bool = False  # the step had completed before (a resumed task): nothing ran now
+    state: dict[str, Any] | None = None  # JSON-able runtime state for the member's next turn (None: keep the last)
 
 
 async def run_turn(turn: Turn) -> TurnResult:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from ._resources import CollaborationModel, ContextPassing, Repository, TeamLimits
+from ._resources import CollaborationModel, ContextPassing, Repository, ShellSandbox, TeamLimits
 
 REDACTED = "***"
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -167,6 +167,7 @@ class ShellPlan(PlanModel):
     base_image: str | None = None
     support_model: list[str] = Field(default_factory=list)
     requires_workspace: bool | None = None
+    sandbox: ShellSandbox = Field(default_factory=ShellSandbox, description="Where its commands run (closed defaults)")
     chain: list[str] = Field(default_factory=list, description="Shells visited through baseShellRef")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ._errors import Problem, ResolutionError
 from ._plan import ExecutionPlan, McpServerPlan, MemberPlan, ModelPlan, ShellPlan, SkillPlan, env_names
-from ._resources import Bot, Ghost, Model, Resource, Shell, Skill, Task, Team, TeamMember, Workspace
+from ._resources import Bot, Ghost, Model, Resource, Shell, ShellSandbox, Skill, Task, Team, TeamMember, Workspace
 from ._store import PUBLIC_NAMESPACE, ResourceStore, lookup
 
 MAX_POINTER_HOPS = 5  # bind_model and baseShellRef chains, as upstream
@@ -205,6 +205,7 @@ class _Resolver:
             base_image=shell.spec.base_image or root.spec.base_image,
             support_model=root.spec.support_model or [],
             requires_workspace=shell.spec.requires_workspace,
+            sandbox=shell.spec.sandbox or root.spec.sandbox or ShellSandbox(),
             chain=[f"{s.namespace}/{s.name}" for s in visited],
         )
 

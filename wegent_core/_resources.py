@@ -287,6 +287,27 @@ class Model(Resource):
 # --- Shell --------------------------------------------------------------------------------------------------------
 
 
+class SandboxMount(Schema):
+    source: str = Field(description="A host path")
+    target: str = Field(description="The path inside the sandbox")
+    read_only: bool = True
+
+
+class ShellSandbox(Schema):
+    """Where a coding shell's commands run (this library's addition: upstream runs them in its executor's container).
+    Everything is closed unless opened here."""
+
+    type: str | None = Field(
+        default=None, description="docker, podman, local or a plugin's; default: $WEGENT_SANDBOX, else docker"
+    )
+    network: Literal["none", "host"] = "none"
+    memory_mb: int | None = Field(default=1024, ge=16)
+    cpus: float | None = Field(default=1.0, gt=0)
+    pids: int | None = Field(default=256, ge=8)
+    mounts: list[SandboxMount] = Field(default_factory=list)
+    use_cli: bool = Field(default=False, description="ClaudeCode: run the image's `claude` command line, if it has one")
+
+
 class ShellSpec(Schema):
     # `runtime` is the v1.0 name of `shellType`; both are read, `shellType` is written.
     shell_type: str | None = Field(
@@ -298,6 +319,7 @@ class ShellSpec(Schema):
     base_image: str | None = None
     base_shell_ref: str | None = None  # a plain string naming a public shell, not an object
     requires_workspace: bool | None = None
+    sandbox: ShellSandbox | None = None
 
     @model_validator(mode="after")
     def _type_or_base(self) -> ShellSpec:

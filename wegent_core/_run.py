@@ -303,16 +303,19 @@ class Run:
     def model_for(self, member: MemberPlan) -> ModelClient:
         return self.engine.model_client(self.task_id, member.model)
 
-    async def kit_for(self, member: MemberPlan) -> MemberKit | None:
+    async def kit_for(self, member: MemberPlan) -> MemberKit:
         """The member's kit for this run, from every registered toolkit, made at its first turn."""
         toolkits = self.engine.plugins.toolkits
-        if not toolkits:
-            return None
         async with self._kit_locks.setdefault(member.bot, anyio.Lock()):
             kit = self._kits.get(member.bot)
             if kit is None:
                 kit = MemberKit(
-                    task_id=self.task_id, member=member, session=self.session, plan=self.plan, emit=self.emit
+                    task_id=self.task_id,
+                    member=member,
+                    session=self.session,
+                    plan=self.plan,
+                    plugins=self.engine.plugins,
+                    emit=self.emit,
                 )
                 for registration in toolkits.values():
                     await registration.factory(kit)
@@ -342,7 +345,8 @@ class Run:
             saved = found.result or {}
             if final and self.record.status not in REST:
                 await self.finish(saved.get("value", ""))
-            return TurnResult(text=saved.get("value", ""), messages=[], ended_by=saved.get("ended_by"), reused=True)
+            reused = {"ended_by": saved.get("ended_by"), "state": saved.get("state")}
+            return TurnResult(text=saved.get("value", ""), messages=[], reused=True, **reused)
         subtask = found
         if subtask is None:
             record = SubtaskRecord(
@@ -383,6 +387,14 @@ class Run:
             tools=[*self.engine.tools, *tools],
             system=system,
             kit=await self.kit_for(member),
+            state=next(  # the runtime state the member's last completed turn of this task saved (see TurnResult)
+                (
+                    s.result["state"]
+                    for s in reversed(self.subtasks)
+                    if s.bot == member.bot and s.status is SubtaskState.COMPLETED and "state" in (s.result or {})
+                ),
+                {},
+            ),
         )
         for hook in turn.kit.turn_hooks if turn.kit is not None else ():
             hook(running.message_id)
@@ -397,6 +409,8 @@ class Run:
         saved = {"value": result.text, "answer": answer}
         if result.ended_by is not None:
             saved["ended_by"] = result.ended_by  # a route's choice: a resumed round must not lose it
+        if result.state is not None:
+            saved["state"] = result.state  # the runtime's own state (a conversation id): the member's next turn gets it
         message = Message(role="ASSISTANT", message_id=running.message_id, text=result.text, member=member.bot)
 
         def done() -> None:

@@ -25,6 +25,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from ._events import Event
 from ._plan import ExecutionPlan, MemberPlan
+from ._plugins import Plugins
 from ._tools import Tool
 
 log = logging.getLogger("wegent.engine")
@@ -98,6 +99,7 @@ class MemberKit:
     session: TaskSession
     plan: ExecutionPlan  # the task's plan: its team, workspace, labels, the other members
     emit: Callable[[Event], None]  # events about the kit (a skill that was not found, a server that failed)
+    plugins: Plugins | None = None  # the engine's plugins (a runtime finds the sandbox providers there)
     tools: list[Tool] = field(default_factory=list)
     instructions: list[str] = field(default_factory=list)
     turn_hooks: list[Callable[[int], None]] = field(default_factory=list)  # called with each new turn's message id
