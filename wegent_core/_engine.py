@@ -187,9 +187,9 @@ class Engine:
 
         def plan_and_create() -> tuple[ExecutionPlan, TaskRecord, SubtaskRecord]:
             plan = self._resolve(options, prompt, labels or {})  # a team that does not resolve creates no task
-            return (plan, *self.store.batch(create))
+            return (plan, *create())
 
-        plan, task, user = await self.db(plan_and_create)  # one trip to a worker thread
+        plan, task, user = await self.db(self.store.batch, plan_and_create)  # one worker trip, one transaction
         self._launch(Run(self, task, plan, options, subtasks=[user]), started=True)
         return task.id  # type: ignore[return-value]
 
