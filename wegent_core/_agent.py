@@ -92,7 +92,9 @@ class Turn:
     subtask_id: int
     message_id: int
     member: MemberPlan
-    model: ModelClient
+    # None for a runtime that calls no model of the engine, which it says by `run_turn.uses_model = False` (Dify
+    # hands the turn to an external app: its Model holds the app's keys and has no protocol, so no client is made)
+    model: ModelClient | None
     messages: Sequence[ChatMessage]  # the history, ending with the message to answer
     emit: Callable[[Event], None]
     budget: Budget

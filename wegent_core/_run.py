@@ -374,12 +374,14 @@ class Run:
             running = await self.commit(lambda: self.set_subtask(subtask, SubtaskState.RUNNING))
         elif found is not None:  # an unfinished step of a resumed task runs again: say so, so attempts can be told
             await self.commit(lambda: self.log([item(subtask_event(subtask, SubtaskState.RUNNING), subtask.id)]))
+        registration = self.engine.plugins.runtimes.get(member.shell.shell_type)
+        uses_model = getattr(getattr(registration, "factory", None), "uses_model", True)  # see Turn.model
         turn = Turn(
             task_id=self.task_id,
             subtask_id=running.id,
             message_id=running.message_id,
             member=member,
-            model=self.model_for(member),
+            model=self.model_for(member) if uses_model else None,
             messages=[*history, ChatMessage(role="user", content=prompt)],
             emit=self.emit,
             budget=self.budget,
