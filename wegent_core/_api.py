@@ -120,13 +120,15 @@ class AsyncWegent:
         """Start a task: `team` is a Team name (or namespace/name), or a Task resource (its team, prompt and labels).
         `model` (or the label `modelId`) is the model of bots that have none; with the label
         `forceOverrideBotModel: "true"`, of every bot, as upstream's labels say."""
-        name = None
+        name = workspace = None
         if isinstance(team, Task):
             name = team.name  # the run carries the Task's name
             spec = team.spec
             labels = {**team.metadata.labels, **(labels or {})}
             prompt = prompt or spec.prompt
             namespace = team.namespace
+            if spec.workspace_ref is not None:
+                workspace = f"{spec.workspace_ref.namespace or namespace}/{spec.workspace_ref.name}"
             team = f"{spec.team_ref.namespace or team.namespace}/{spec.team_ref.name}"
         labels = dict(labels or {})
         model = model or labels.get("modelId")
@@ -134,7 +136,14 @@ class AsyncWegent:
         if not prompt:
             raise TaskError("a task needs a prompt")
         task_id = await self.engine.start(
-            team, prompt, namespace=namespace, model=model, force_model=force, labels=labels, name=name
+            team,
+            prompt,
+            namespace=namespace,
+            model=model,
+            force_model=force,
+            labels=labels,
+            name=name,
+            workspace=workspace,
         )
         return AsyncTask(self.engine, task_id)
 

@@ -71,9 +71,10 @@ class RunOptions:
     team: str  # namespace/name
     model: str | None = None
     force_model: bool = False
+    workspace: str | None = None  # namespace/name of the Workspace of the Task the run was started from
 
     def dump(self) -> dict[str, Any]:
-        return {"team": self.team, "model": self.model, "force_model": self.force_model}
+        return {"team": self.team, "model": self.model, "force_model": self.force_model, "workspace": self.workspace}
 
 
 class Engine:
@@ -162,10 +163,12 @@ class Engine:
         labels: Mapping[str, str] | None = None,
         title: str | None = None,
         name: str | None = None,
+        workspace: str | None = None,
     ) -> int:
-        """Create a task for `team` (a name in `namespace`, or namespace/name) and start running it; its id."""
+        """Create a task for `team` (a name in `namespace`, or namespace/name) and start running it; its id.
+        `workspace` (namespace/name) is the Workspace whose repository the task works on."""
         team_ns, _, team_name = team.rpartition("/")
-        options = RunOptions(f"{team_ns or namespace}/{team_name}", model, force_model)
+        options = RunOptions(f"{team_ns or namespace}/{team_name}", model, force_model, workspace)
         record = TaskRecord(
             namespace=namespace,
             name=name,
@@ -329,7 +332,7 @@ class Engine:
         revision = getattr(self.store, "revision", None)
         if revision is None:
             return self._resolve_now(options, prompt, labels)
-        key = (options.team, options.model, options.force_model, tuple(sorted(labels.items())))
+        key = (options.team, options.model, options.force_model, options.workspace, tuple(sorted(labels.items())))
         now = revision()
         cached = self._plans.get(key)
         if cached is not None and cached[0] == now:
@@ -351,6 +354,7 @@ class Engine:
             force_model=options.force_model,
             labels=labels,
             environ=self.environ,
+            workspace=options.workspace,
         )
 
     def model_client(self, task_id: int, plan: ModelPlan) -> ModelClient:
@@ -469,7 +473,7 @@ def _check_append_window(record: TaskRecord) -> None:
 
 def _options(record: TaskRecord) -> RunOptions:
     saved = record.spec.get("run") or {"team": record.team}
-    return RunOptions(saved["team"], saved.get("model"), bool(saved.get("force_model")))
+    return RunOptions(saved["team"], saved.get("model"), bool(saved.get("force_model")), saved.get("workspace"))
 
 
 def runner_alive(record: TaskRecord) -> bool:

@@ -76,6 +76,7 @@ class _Resolver:
         model: str | None,
         force_model: bool,
         labels: Mapping[str, str],
+        workspace_ref: str | None = None,
     ) -> ExecutionPlan:
         spec = team.spec
         if not spec.members:
@@ -95,6 +96,9 @@ class _Resolver:
         if stage >= len(spec.members):
             self.fail(chain, f"currentStage {stage} is past the last stage (the team has {len(spec.members)} members)")
         workspace = self.workspace(task, [self.label(task)]) if task is not None else None
+        if workspace_ref:  # a run started from a Task keeps its Workspace's name (the Task itself is not stored)
+            ref_namespace, _, ref_name = workspace_ref.rpartition("/")
+            workspace = self.find_workspace(ref_name, ref_namespace or team.namespace, chain)
         if self.problems:
             raise ResolutionError(self.problems)
         return ExecutionPlan(
@@ -116,8 +120,11 @@ class _Resolver:
         ref = task.spec.workspace_ref
         if ref is None:
             return None
+        return self.find_workspace(ref.name, ref.namespace or task.namespace, chain)
+
+    def find_workspace(self, name: str, namespace: str, chain: list[str]) -> Any:
         try:
-            workspace: Workspace = self.find("Workspace", ref.name, ref.namespace or task.namespace, chain)
+            workspace: Workspace = self.find("Workspace", name, namespace, chain)
         except _Failed:
             return None
         return workspace.spec.repository
@@ -472,8 +479,10 @@ def resolve_team(
     force_model: bool = False,
     labels: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
+    workspace: str | None = None,
 ) -> ExecutionPlan:
-    """Resolve a Team into a plan. `model` is used for bots that have none; with `force_model`, for every bot."""
+    """Resolve a Team into a plan. `model` is used for bots that have none; with `force_model`, for every bot.
+    `workspace` (namespace/name) names the Workspace of the task's repository."""
     resolver = _Resolver(store, namespace, environ)
     try:
         team: Team = resolver.find("Team", name, namespace, [])
@@ -487,6 +496,7 @@ def resolve_team(
         model=model,
         force_model=force_model,
         labels=labels or {},
+        workspace_ref=workspace,
     )
 
 

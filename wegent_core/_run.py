@@ -182,12 +182,15 @@ class Run:
     async def main(self, started: bool) -> None:
         """Run the task's rounds; the plugins' task contexts (MCP servers, ...) live around them and are closed
         after them, outside the run's cancel scope, so a cancelled run still closes them cleanly."""
-        async with anyio.create_task_group() as services:
-            self.session = TaskSession(self.task_id, services)
-            try:
-                await self._main(started)
-            finally:
-                await self.session.close()
+        try:
+            async with anyio.create_task_group() as services:
+                self.session = TaskSession(self.task_id, services)
+                try:
+                    await self._main(started)
+                finally:
+                    await self.session.close()
+        finally:
+            self.ended.set()  # after the close: `wait()` returns once the task's servers and sandbox are gone
 
     async def _main(self, started: bool) -> None:
         try:
@@ -212,7 +215,6 @@ class Run:
         finally:
             if self.engine._runs.get(self.task_id) is self:
                 del self.engine._runs[self.task_id]
-            self.ended.set()
             self.engine.notify(self.task_id)
 
     async def _rounds(self) -> None:
