@@ -46,7 +46,7 @@ def demo(session: nox.Session) -> None:
     it runs on that provider, else on the offline SmolLM2-135M model in this process."""
     session.install("-e", ".[local,mcp]", "mcp-server-time", env=PORTABLE)
     env = {"WEGENT_HOME": f"{session.virtualenv.location}/home"}
-    examples = ["common", "solo", "pipeline", "route", "coordinate", "collaborate", "skills", "quickstart"]
+    examples = ["common", "solo", "pipeline", "route", "coordinate", "collaborate", "skills", "coding", "quickstart"]
     session.run("wegent", "validate", "--strict", *[f"-f=examples/{name}" for name in examples], env=env)
     prompt = "What time is it in Europe/Berlin?"
     session.run(
