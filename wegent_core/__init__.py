@@ -21,6 +21,7 @@ from ._errors import (
     WegentError,
 )
 from ._events import (
+    Citation,
     ConfirmationRequest,
     Error,
     Event,
@@ -58,9 +59,9 @@ from ._models import (
     ToolSpec,
     UsageChunk,
 )
-from ._plan import ExecutionPlan, McpServerPlan, MemberPlan, ModelPlan, ShellPlan, SkillPlan
+from ._plan import ExecutionPlan, KnowledgeBasePlan, McpServerPlan, MemberPlan, ModelPlan, ShellPlan, SkillPlan
 from ._plugins import PluginInfo, Plugins, PluginWarning, Registration, Registry
-from ._resolve import resolve_task, resolve_team
+from ._resolve import resolve_knowledge_base, resolve_task, resolve_team
 from ._resources import (
     API_VERSION,
     KINDS,
@@ -68,6 +69,7 @@ from ._resources import (
     CollaborationModel,
     ContextPassing,
     Ghost,
+    KnowledgeBase,
     Model,
     ObjectMeta,
     Ref,
@@ -116,6 +118,7 @@ __all__ = [
     "Budget",
     "ChatMessage",
     "Chunk",
+    "Citation",
     "CollaborationModel",
     "ConfirmationRequest",
     "ConflictError",
@@ -130,6 +133,8 @@ __all__ = [
     "FunctionTool",
     "Ghost",
     "Handoff",
+    "KnowledgeBase",
+    "KnowledgeBasePlan",
     "LabelSelector",
     "LimitExceeded",
     "McpServerPlan",
@@ -226,6 +231,7 @@ __all__ = [
     "lookup",
     "redact_resource",
     "references",
+    "resolve_knowledge_base",
     "resolve_task",
     "resolve_team",
     "run_turn",

@@ -36,7 +36,7 @@ from ._models import ModelClient, RetryPolicy
 from ._plan import ExecutionPlan
 from ._plugins import Plugins
 from ._recording import ReplayModel
-from ._resolve import resolve_team
+from ._resolve import resolve_team, task_knowledge_bases
 from ._resources import Resource, Task, TaskState
 from ._task_store import SubtaskRecord, TaskRecord
 from ._tools import Tool
@@ -121,6 +121,7 @@ class AsyncWegent:
         `model` (or the label `modelId`) is the model of bots that have none; with the label
         `forceOverrideBotModel: "true"`, of every bot, as upstream's labels say."""
         name = workspace = None
+        knowledge_bases: list[str] = []
         if isinstance(team, Task):
             name = team.name  # the run carries the Task's name
             spec = team.spec
@@ -129,6 +130,7 @@ class AsyncWegent:
             namespace = team.namespace
             if spec.workspace_ref is not None:
                 workspace = f"{spec.workspace_ref.namespace or namespace}/{spec.workspace_ref.name}"
+            knowledge_bases = [f"{ns or namespace}/{kb}" for kb, ns in task_knowledge_bases(team)]
             team = f"{spec.team_ref.namespace or team.namespace}/{spec.team_ref.name}"
         labels = dict(labels or {})
         model = model or labels.get("modelId")
@@ -144,6 +146,7 @@ class AsyncWegent:
             labels=labels,
             name=name,
             workspace=workspace,
+            knowledge_bases=knowledge_bases,
         )
         return AsyncTask(self.engine, task_id)
 

@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from ._errors import WegentError
-from ._resources import Bot, Ghost, Model, Resource, Shell, Task, Team
+from ._resources import Bot, Ghost, KnowledgeBase, Model, Resource, Shell, Task, Team
 from ._store import PUBLIC_NAMESPACE, ResourceStore, lookup, same_content, search_path
 
 # Referenced kinds first, so a store that does check references (none does today) would see them exist.
-APPLY_ORDER = ("Skill", "Shell", "Model", "Ghost", "Bot", "Team", "Workspace", "Task")
+APPLY_ORDER = ("Skill", "Shell", "Model", "KnowledgeBase", "Ghost", "Bot", "Team", "Workspace", "Task")
 
 Operation = Literal["created", "updated", "unchanged", "failed"]
 
@@ -62,6 +62,12 @@ def references(resource: Resource) -> list[Reference]:
         if resource.spec.workspace_ref is not None:
             ref = resource.spec.workspace_ref
             add("Workspace", ref.name, ref.namespace, "spec.workspaceRef")
+        for i, kb in enumerate(resource.spec.knowledge_base_refs or []):
+            add("KnowledgeBase", kb.name, kb.namespace, f"spec.knowledgeBaseRefs[{i}]")
+    elif isinstance(resource, KnowledgeBase):
+        ref = resource.spec.embedding_ref
+        if ref is not None:
+            add("Model", ref.name, ref.namespace, "spec.embedding.modelRef")
     elif isinstance(resource, Shell):
         add("Shell", resource.spec.base_shell_ref, "default", "spec.baseShellRef")
     elif isinstance(resource, Model):
@@ -73,6 +79,8 @@ def references(resource: Resource) -> list[Reference]:
             pin = pinned.get(skill)
             namespace = None if pin is None else (PUBLIC_NAMESPACE if pin.is_public else pin.namespace)
             add("Skill", skill, namespace, f"spec.skills[{i}]")
+        for i, kb in enumerate(resource.spec.default_knowledge_base_refs or []):
+            add("KnowledgeBase", kb.name, kb.namespace, f"spec.defaultKnowledgeBaseRefs[{i}]")
     return refs
 
 

@@ -47,6 +47,7 @@ from ._resolve import resolve_team
 from ._resources import CollaborationModel, SubtaskState, TaskState
 from ._run import Run, item, now, subtask_event, user_message
 from ._task_store import SubtaskRecord, TaskRecord
+from ._toolkits import TaskSession
 from ._tools import Tool
 
 log = logging.getLogger("wegent.engine")
@@ -72,9 +73,13 @@ class RunOptions:
     model: str | None = None
     force_model: bool = False
     workspace: str | None = None  # namespace/name of the Workspace of the Task the run was started from
+    knowledge_bases: tuple[str, ...] = ()  # the Task's knowledgeBaseRefs, as namespace/name
 
     def dump(self) -> dict[str, Any]:
-        return {"team": self.team, "model": self.model, "force_model": self.force_model, "workspace": self.workspace}
+        saved = {"team": self.team, "model": self.model, "force_model": self.force_model, "workspace": self.workspace}
+        if self.knowledge_bases:
+            saved["knowledge_bases"] = list(self.knowledge_bases)
+        return saved
 
 
 class Engine:
@@ -118,6 +123,11 @@ class Engine:
         return dict(self._runner)
 
     async def __aenter__(self) -> Engine:
+        # The engine's own session (task id 0): contexts plugins keep for the engine's life (sandbox providers and
+        # their pools), outside the runs' task group, so they close after every run has closed its sandboxes.
+        self._services = anyio.create_task_group()
+        await self._services.__aenter__()
+        self.session = TaskSession(0, self._services)
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
         self._group.start_soon(self._watch_cancels)
@@ -133,6 +143,8 @@ class Engine:
             await self._group.__aexit__(None, None, None)  # an error of the caller's propagates as itself
         finally:
             self._group = None
+            await self.session.close()
+            await self._services.__aexit__(None, None, None)
         return None
 
     # --- store access ---------------------------------------------------------------------------------------------
@@ -164,11 +176,14 @@ class Engine:
         title: str | None = None,
         name: str | None = None,
         workspace: str | None = None,
+        knowledge_bases: Sequence[str] = (),
     ) -> int:
         """Create a task for `team` (a name in `namespace`, or namespace/name) and start running it; its id.
-        `workspace` (namespace/name) is the Workspace whose repository the task works on."""
+        `workspace` (namespace/name) is the Workspace whose repository the task works on; `knowledge_bases`
+        (namespace/name) are the task's own knowledge bases."""
         team_ns, _, team_name = team.rpartition("/")
-        options = RunOptions(f"{team_ns or namespace}/{team_name}", model, force_model, workspace)
+        kbs = tuple(knowledge_bases)
+        options = RunOptions(f"{team_ns or namespace}/{team_name}", model, force_model, workspace, kbs)
         record = TaskRecord(
             namespace=namespace,
             name=name,
@@ -332,7 +347,14 @@ class Engine:
         revision = getattr(self.store, "revision", None)
         if revision is None:
             return self._resolve_now(options, prompt, labels)
-        key = (options.team, options.model, options.force_model, options.workspace, tuple(sorted(labels.items())))
+        key = (
+            options.team,
+            options.model,
+            options.force_model,
+            options.workspace,
+            options.knowledge_bases,
+            tuple(sorted(labels.items())),
+        )
         now = revision()
         cached = self._plans.get(key)
         if cached is not None and cached[0] == now:
@@ -355,6 +377,7 @@ class Engine:
             labels=labels,
             environ=self.environ,
             workspace=options.workspace,
+            knowledge_bases=options.knowledge_bases,
         )
 
     def model_client(self, task_id: int, plan: ModelPlan) -> ModelClient:
@@ -473,7 +496,8 @@ def _check_append_window(record: TaskRecord) -> None:
 
 def _options(record: TaskRecord) -> RunOptions:
     saved = record.spec.get("run") or {"team": record.team}
-    return RunOptions(saved["team"], saved.get("model"), bool(saved.get("force_model")), saved.get("workspace"))
+    kbs = tuple(saved.get("knowledge_bases") or ())
+    return RunOptions(saved["team"], saved.get("model"), bool(saved.get("force_model")), saved.get("workspace"), kbs)
 
 
 def runner_alive(record: TaskRecord) -> bool:

@@ -109,6 +109,21 @@ class ToolResult(Event):
     is_error: bool = False
 
 
+class Citation(Event):
+    """A passage a member retrieved while answering (the `knowledge_search` tool): where it comes from, so the answer
+    can be traced to its sources. `call_id` ties it to its `tool.call`; `ref` is the `[n]` the tool's text gave it."""
+
+    type: Literal["citation"] = "citation"
+    call_id: str
+    ref: int
+    knowledge_base: str  # namespace/name
+    source: str  # the document: a path as it was ingested
+    location: str  # "lines 12-30", "page 4", ...
+    chunk_id: str
+    score: float
+    text: str = ""  # the start of the passage, for display
+
+
 class Handoff(Event):
     """Work passed from one member to another: a pipeline stage's handoff, a route's choice, a delegation."""
 

@@ -15,7 +15,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from ._resources import CollaborationModel, ContextPassing, Repository, ShellSandbox, TeamLimits
+from ._resources import (
+    CollaborationModel,
+    ContextPassing,
+    KnowledgeBackendSpec,
+    KnowledgeChunking,
+    Repository,
+    ShellSandbox,
+    TeamLimits,
+)
 
 REDACTED = "***"
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -202,6 +210,26 @@ class SkillPlan(PlanModel):
     source: str = Field(description="ghost, or task")
 
 
+class KnowledgeBasePlan(PlanModel):
+    """A KnowledgeBase a member can search: everything needed to open its index, with the embedding Model resolved."""
+
+    name: str
+    namespace: str
+    description: str | None = None
+    embedding: ModelPlan | None = Field(
+        default=None, description="The embedding Model (modelType: embedding); None: the offline built-in embedding"
+    )
+    chunking: KnowledgeChunking = Field(default_factory=KnowledgeChunking)
+    backend: KnowledgeBackendSpec = Field(default_factory=KnowledgeBackendSpec)
+    top_k: int = 5
+    score_threshold: float | None = None
+    source: str = Field(description="ghost (defaultKnowledgeBaseRefs), or task (knowledgeBaseRefs)")
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
 class MemberPlan(PlanModel):
     index: int
     role: str | None
@@ -217,6 +245,10 @@ class MemberPlan(PlanModel):
         default_factory=list, description="Skills asked for but not found: skipped, and announced when the task runs"
     )
     mcp_servers: list[McpServerPlan] = Field(default_factory=list)
+    knowledge_bases: list[KnowledgeBasePlan] = Field(default_factory=list)
+    missing_knowledge_bases: list[str] = Field(
+        default_factory=list, description="Knowledge bases referenced but not found: skipped, and announced"
+    )
     require_confirmation: bool = False
     context_passing: ContextPassing = ContextPassing.NONE
 

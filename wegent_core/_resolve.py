@@ -9,12 +9,35 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._errors import Problem, ResolutionError
-from ._plan import ExecutionPlan, McpServerPlan, MemberPlan, ModelPlan, ShellPlan, SkillPlan, env_names
-from ._resources import Bot, Ghost, Model, Resource, Shell, ShellSandbox, Skill, Task, Team, TeamMember, Workspace
+from ._plan import (
+    ExecutionPlan,
+    KnowledgeBasePlan,
+    McpServerPlan,
+    MemberPlan,
+    ModelPlan,
+    ShellPlan,
+    SkillPlan,
+    env_names,
+)
+from ._resources import (
+    Bot,
+    Ghost,
+    KnowledgeBase,
+    Model,
+    ModelType,
+    Resource,
+    Shell,
+    ShellSandbox,
+    Skill,
+    Task,
+    Team,
+    TeamMember,
+    Workspace,
+)
 from ._store import PUBLIC_NAMESPACE, ResourceStore, lookup
 
 MAX_POINTER_HOPS = 5  # bind_model and baseShellRef chains, as upstream
@@ -77,8 +100,10 @@ class _Resolver:
         force_model: bool,
         labels: Mapping[str, str],
         workspace_ref: str | None = None,
+        knowledge_bases: list[tuple[str, str | None]] | None = None,
     ) -> ExecutionPlan:
         spec = team.spec
+        task_kbs = knowledge_bases if knowledge_bases is not None else task_knowledge_bases(task)
         if not spec.members:
             self.fail(chain, f"Team '{team.name}' has no members")
             raise ResolutionError(self.problems)
@@ -89,7 +114,7 @@ class _Resolver:
         members = []
         for index, member in enumerate(spec.members):
             try:
-                members.append(self.member(team, index, member, chain, model, force_model, extra_skills))
+                members.append(self.member(team, index, member, chain, model, force_model, extra_skills, task_kbs))
             except _Failed:
                 continue
         stage = task.spec.current_stage if task is not None and task.spec.current_stage is not None else 0
@@ -138,6 +163,7 @@ class _Resolver:
         model: str | None,
         force_model: bool,
         extra_skills: list[tuple[str, str | None]],
+        task_kbs: Sequence[tuple[str, str | None]] = (),
     ) -> MemberPlan:
         chain = [*team_chain, f"members[{index}]"]
         bot: Bot = self.find("Bot", member.bot_ref.name, member.bot_ref.namespace or team.namespace, chain)
@@ -163,6 +189,7 @@ class _Resolver:
         ghost: Ghost = parts["ghost"]
         shell: ShellPlan = parts["shell"]
         skills, skill_resources, missing = self.skills(ghost, shell, team, extra_skills)
+        kbs, missing_kbs = self.knowledge_bases(ghost, team, task_kbs, chain)
         prompt = ghost.spec.system_prompt
         if member.prompt and member.prompt.strip():
             prompt = f"{prompt}\n\n{member.prompt}"
@@ -179,6 +206,8 @@ class _Resolver:
             skills=skills,
             missing_skills=missing,
             mcp_servers=self.mcp_servers(ghost, skill_resources),
+            knowledge_bases=kbs,
+            missing_knowledge_bases=missing_kbs,
             require_confirmation=member.require_confirmation,
             context_passing=member.context_passing,
         )
@@ -419,6 +448,54 @@ class _Resolver:
             resources[name] = skill
         return list(plans.values()), list(resources.values()), list(dict.fromkeys(missing))
 
+    # --- knowledge bases ------------------------------------------------------------------------------------------
+
+    def knowledge_bases(
+        self, ghost: Ghost, team: Team, task_kbs: Sequence[tuple[str, str | None]], chain: list[str]
+    ) -> tuple[list[KnowledgeBasePlan], list[str]]:
+        """The Ghost's `defaultKnowledgeBaseRefs` then the Task's `knowledgeBaseRefs`, each once. A knowledge base
+        that is not found is skipped with a warning (as a missing skill is); a broken embedding Model fails."""
+        wanted = [(ref.name, ref.namespace, "ghost") for ref in ghost.spec.default_knowledge_base_refs or []]
+        wanted += [(name, namespace, "task") for name, namespace in task_kbs]
+        plans: dict[str, KnowledgeBasePlan] = {}
+        missing: list[str] = []
+        for name, namespace, source in wanted:
+            home = ghost.namespace if source == "ghost" else team.namespace
+            namespaces = [namespace] if namespace else [home, "default"]
+            found = self.find_first("KnowledgeBase", name, namespaces)  # `default` falls back to `public`
+            if not isinstance(found, KnowledgeBase):
+                self.warnings.append(f"{self.label(ghost)}: knowledge base '{name}' not found; skipped")
+                missing.append(name)
+                continue
+            key = f"{found.namespace}/{found.name}"
+            if key not in plans:
+                plans[key] = self.knowledge_base(found, source, [*chain, self.label(found)])
+        return list(plans.values()), list(dict.fromkeys(missing))
+
+    def knowledge_base(self, kb: KnowledgeBase, source: str, chain: list[str]) -> KnowledgeBasePlan:
+        spec = kb.spec
+        embedding = None
+        ref = spec.embedding_ref
+        if ref is not None:
+            models = self.chase_model(ref.name, ref.namespace or kb.namespace, chain)
+            embedding = self.flatten(models, "modelRef", chain)
+            if embedding.model_type != ModelType.EMBEDDING:
+                model_chain = [*chain, *(self.label(m) for m in models)]
+                wrong = embedding.model_type
+                raise self.fail(model_chain, f"an embedding Model needs modelType: embedding, not {wrong}")
+        retrieval = spec.retrieval_config
+        return KnowledgeBasePlan(
+            name=kb.name,
+            namespace=kb.namespace,
+            description=spec.description or spec.name,
+            embedding=embedding,
+            chunking=spec.chunking,
+            backend=spec.backend,
+            top_k=spec.effective_top_k,
+            score_threshold=retrieval.score_threshold if retrieval else None,
+            source=source,
+        )
+
     def mcp_servers(self, ghost: Ghost, skills: list[Skill]) -> list[McpServerPlan]:
         servers: dict[str, McpServerPlan] = {}
         sources = [(None, ghost, ghost.spec.mcp_servers)] + [(s.name, s, s.spec.mcp_servers) for s in skills]
@@ -480,9 +557,11 @@ def resolve_team(
     labels: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
     workspace: str | None = None,
+    knowledge_bases: list[str] | tuple[str, ...] = (),
 ) -> ExecutionPlan:
     """Resolve a Team into a plan. `model` is used for bots that have none; with `force_model`, for every bot.
-    `workspace` (namespace/name) names the Workspace of the task's repository."""
+    `workspace` (namespace/name) names the Workspace of the task's repository; `knowledge_bases` (name or
+    namespace/name) are the task's knowledge bases, given to every member beside its Ghost's."""
     resolver = _Resolver(store, namespace, environ)
     try:
         team: Team = resolver.find("Team", name, namespace, [])
@@ -497,7 +576,24 @@ def resolve_team(
         force_model=force_model,
         labels=labels or {},
         workspace_ref=workspace,
+        knowledge_bases=[_split_ref(ref) for ref in knowledge_bases],
     )
+
+
+def resolve_knowledge_base(
+    store: ResourceStore,
+    name: str,
+    namespace: str = "default",
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> KnowledgeBasePlan:
+    """Resolve one KnowledgeBase (its embedding Model included), for ingestion and `wegent kb`."""
+    resolver = _Resolver(store, namespace, environ)
+    try:
+        kb: KnowledgeBase = resolver.find("KnowledgeBase", name, namespace, [])
+        return resolver.knowledge_base(kb, "direct", [resolver.label(kb)])
+    except _Failed:
+        raise ResolutionError(resolver.problems) from None
 
 
 def resolve_task(
@@ -532,6 +628,21 @@ def resolve_task(
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
+
+
+def task_knowledge_bases(task: Task | None) -> list[tuple[str, str | None]]:
+    """A Task's knowledge bases as (name, namespace or None): `knowledgeBaseRefs`, then `knowledgeBaseScopes`."""
+    if task is None:
+        return []
+    refs: list[tuple[str, str | None]] = [(r.name, r.namespace) for r in task.spec.knowledge_base_refs or []]
+    refs += [(s.name, s.namespace) for s in task.spec.knowledge_base_scopes or []]
+    return list(dict.fromkeys(refs))
+
+
+def _split_ref(ref: str) -> tuple[str, str | None]:
+    namespace, _, name = ref.rpartition("/")
+    return name, namespace or None
+
 
 SCRIPTED = "scripted"  # the protocol of wegent_core.testing's scripted model
 _NO_ENV_NEEDED = {SCRIPTED, "local", "auto"}

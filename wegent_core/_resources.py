@@ -192,8 +192,9 @@ class SkillRefMeta(Schema):
 
 
 class KnowledgeBaseRef(Schema):
-    id: int | None = None
+    id: int | None = None  # upstream's row id: informational here
     name: str
+    namespace: str | None = None  # this library's addition; omitted: the Ghost's namespace (then public)
 
 
 class GhostSpec(Schema):
@@ -504,6 +505,7 @@ class TeamRef(Ref):
 class TaskKnowledgeBaseRef(Schema):
     id: int | None = None
     name: str
+    namespace: str | None = None  # this library's addition; omitted: the Task's namespace (then public)
     bound_by: str | None = None
     bound_at: Timestamp | None = None
 
@@ -687,9 +689,95 @@ class Skill(Resource):
     status: SkillStatus = Field(default_factory=SkillStatus)
 
 
+# --- KnowledgeBase ------------------------------------------------------------------------------------------------
+# Upstream has the kind but keeps it outside its core; the fields below are this library's (docs/knowledge.md), with
+# upstream's `retrievalConfig` read where it says the same thing (`top_k`, `score_threshold`, the embedding model).
+
+
+class KnowledgeEmbedding(Schema):
+    """How texts become vectors. No `modelRef`: the offline all-MiniLM-L6-v2 shipped on PyPI (no network, ever)."""
+
+    model_ref: Ref | None = Field(
+        default=None, description="A Model with modelType: embedding (an OpenAI-compatible /embeddings endpoint)"
+    )
+
+
+class KnowledgeChunking(Schema):
+    """How documents are cut before they are embedded, in characters."""
+
+    size: int = Field(default=800, ge=50, le=20_000)
+    overlap: int = Field(default=120, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> KnowledgeChunking:
+        if self.overlap >= self.size:
+            raise ValueError(f"chunking.overlap ({self.overlap}) must be smaller than chunking.size ({self.size})")
+        return self
+
+
+class KnowledgeBackendSpec(Schema):
+    """Where the vectors live. `path` and `url` are exclusive; neither: `<data dir>/knowledge/<type>`."""
+
+    type: str = Field(default="chromadb", description="chromadb, or a knowledge backend plugin's name")
+    path: str | None = Field(default=None, description="A directory for an embedded, persistent index")
+    url: str | None = Field(default=None, description="A server, such as http://127.0.0.1:8000 for chromadb")
+    collection: str | None = Field(default=None, description="Default: derived from the namespace and name")
+    options: dict[str, Any] = Field(default_factory=dict, description="Passed to the backend as they are")
+
+    @model_validator(mode="after")
+    def _path_or_url(self) -> KnowledgeBackendSpec:
+        if self.path and self.url:
+            raise ValueError("a knowledge backend takes a path or a url, not both")
+        return self
+
+
+class KnowledgeRetrievalConfig(Schema):
+    """Upstream's `retrievalConfig` (snake_case inside, as upstream writes it)."""
+
+    top_k: int | None = Field(default=None, alias="top_k", ge=1, le=100)
+    score_threshold: float | None = Field(default=None, alias="score_threshold")
+    retrieval_mode: str | None = Field(default=None, alias="retrieval_mode")
+    embedding_config: dict[str, Any] | None = Field(default=None, alias="embedding_config")
+
+
+class KnowledgeBaseSpec(Schema):
+    name: str | None = Field(default=None, description="Upstream's display name; metadata.name is the identity")
+    description: str | None = None
+    embedding: KnowledgeEmbedding = Field(default_factory=KnowledgeEmbedding)
+    chunking: KnowledgeChunking = Field(default_factory=KnowledgeChunking)
+    backend: KnowledgeBackendSpec = Field(default_factory=KnowledgeBackendSpec)
+    documents: list[str] = Field(
+        default_factory=list, description="Files and folders attached to the knowledge base (`wegent kb add KB`)"
+    )
+    top_k: int = Field(default=5, ge=1, le=100, description="Chunks a search returns by default")
+    retrieval_config: KnowledgeRetrievalConfig | None = None
+
+    @property
+    def embedding_ref(self) -> Ref | None:
+        """`embedding.modelRef`, else upstream's `retrievalConfig.embedding_config.model_name`."""
+        if self.embedding.model_ref is not None:
+            return self.embedding.model_ref
+        config = (self.retrieval_config.embedding_config if self.retrieval_config else None) or {}
+        name = config.get("model_name")
+        if isinstance(name, str) and name.strip():
+            return Ref(name=name.strip(), namespace=config.get("model_namespace") or None)
+        return None
+
+    @property
+    def effective_top_k(self) -> int:
+        upstream = self.retrieval_config.top_k if self.retrieval_config else None
+        return upstream if upstream and "top_k" not in self.model_fields_set else self.top_k
+
+
+class KnowledgeBase(Resource):
+    kind: Literal["KnowledgeBase"] = "KnowledgeBase"
+    spec: KnowledgeBaseSpec
+
+
 # --- registry -----------------------------------------------------------------------------------------------------
 
 KINDS: dict[str, type[Resource]] = {
-    cls.model_fields["kind"].default: cls for cls in (Ghost, Model, Shell, Bot, Team, Workspace, Task, Skill)
+    cls.model_fields["kind"].default: cls
+    for cls in (Ghost, Model, Shell, Bot, Team, Workspace, Task, Skill, KnowledgeBase)
 }
 """Every resource kind the library understands, by its `kind` value."""

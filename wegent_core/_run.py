@@ -317,6 +317,7 @@ class Run:
                     session=self.session,
                     plan=self.plan,
                     plugins=self.engine.plugins,
+                    engine_session=self.engine.session,
                     emit=self.emit,
                 )
                 for registration in toolkits.values():

@@ -15,6 +15,8 @@ that leaves the workspace (`..`, or an absolute path elsewhere) unless `outside_
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -34,6 +36,13 @@ READ_ONLY_ROOT = "read_only_root"  # everything but the workspace (and /tmp) is 
 MOUNTS = "mounts"  # declared host mounts are honoured
 PRESERVE = "preserve"  # a preserved sandbox outlives close() and can be found again by its labels
 CAPABILITIES = frozenset({ISOLATION, NETWORK_POLICY, LIMITS, READ_ONLY_ROOT, MOUNTS, PRESERVE})
+
+
+# Labels every provider puts on what it makes, so that the reaper and `wegent gc` find leftovers whatever the provider.
+LABEL_TASK = "wegent.task"
+LABEL_NAMESPACE = "wegent.namespace"
+LABEL_OWNER = "wegent.owner"  # pid@host#start: the process that made the sandbox (start time: a reused pid is not it)
+LABEL_PRESERVE = "wegent.preserve"  # "true": kept by close() and by the reaper's default rule
 
 
 class SandboxError(WegentError):
@@ -140,6 +149,10 @@ class SandboxProvider(Protocol):
         returns False (their task is finished, or the process that made them is gone); how many were destroyed."""
         ...
 
+    # Optional: `async aclose()` (release the provider's connections), and, for providers with images,
+    # `build_image(base, tag=None, *, force=False, log=None)` returning what was built (engine, base, tag,
+    # hashed_tag, image_id, built, seconds): `wegent image build` and `wegent gc` reach providers only so.
+
 
 def workspace_path(path: str, *, root: str = WORKSPACE, outside_workspace: bool = False) -> str:
     """The absolute sandbox path of `path` (relative to the workspace `root`), refusing one that leaves the workspace
@@ -162,3 +175,32 @@ def workspace_path(path: str, *, root: str = WORKSPACE, outside_workspace: bool 
 def command_line(command: Sequence[str] | str) -> list[str]:
     """A command as an argument vector: a string goes through `/bin/sh -c`."""
     return ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+
+
+def _start_ticks(pid: int) -> str | None:
+    """The start time of process `pid` (clock ticks since boot), which tells a reused pid from the original."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def owner_label(pid: int | None = None) -> str:
+    """The `wegent.owner` label of what this process makes: `pid@host#start`."""
+    pid = pid or os.getpid()
+    return f"{pid}@{socket.gethostname()}#{_start_ticks(pid) or '?'}"
+
+
+def owner_alive(owner: str) -> bool | None:
+    """Whether the process an owner label names is alive; None when it ran on another host (we cannot tell)."""
+    try:
+        pid_text, rest = owner.split("@", 1)
+        host, _, ticks = rest.partition("#")
+        pid = int(pid_text)
+    except ValueError:
+        return None
+    if host != socket.gethostname():
+        return None
+    now = _start_ticks(pid)
+    return now is not None and (ticks in ("", "?") or now == ticks)

@@ -27,7 +27,7 @@ from ._selectors import LabelSelector
 PUBLIC_NAMESPACE = "public"
 # Kinds a `default` reference may find in `public` (as upstream shares public shells, models, ...).
 # Task and Workspace are per user and never fall back.
-FALLBACK_KINDS = frozenset({"Ghost", "Model", "Shell", "Bot", "Team", "Skill"})
+FALLBACK_KINDS = frozenset({"Ghost", "Model", "Shell", "Bot", "Team", "Skill", "KnowledgeBase"})
 
 SelectorLike = str | LabelSelector | Mapping[str, str]
 SchemaState = Literal["current", "empty", "old", "newer"]

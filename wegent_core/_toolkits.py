@@ -100,6 +100,7 @@ class MemberKit:
     plan: ExecutionPlan  # the task's plan: its team, workspace, labels, the other members
     emit: Callable[[Event], None]  # events about the kit (a skill that was not found, a server that failed)
     plugins: Plugins | None = None  # the engine's plugins (a runtime finds the sandbox providers there)
+    engine_session: TaskSession | None = None  # contexts kept for the engine's life: providers, pools
     tools: list[Tool] = field(default_factory=list)
     instructions: list[str] = field(default_factory=list)
     turn_hooks: list[Callable[[int], None]] = field(default_factory=list)  # called with each new turn's message id

@@ -36,6 +36,7 @@ KIND_NAMES = {
     "Workspace": ("workspace", "workspaces", "ws"),
     "Task": ("task", "tasks", "ta"),
     "Skill": ("skill", "skills", "sk"),
+    "KnowledgeBase": ("knowledgebase", "knowledgebases", "kb"),
 }
 _KIND_BY_NAME = {name: kind for kind, names in KIND_NAMES.items() for name in names}
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -112,6 +113,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     schema.add_argument("kind", nargs="?", metavar="KIND", help="one kind (Team, Bot, ...); default: any resource")
     schema.add_argument("--strict", action="store_true", help="reject unknown fields (flags typos in editors)")
+
+    _sandbox_parsers(commands)
+    from ._kb_commands import kb_parsers  # wegent kb add|query|docs|remove (chromadb loads only when one runs)
+
+    kb_parsers(commands)
 
     _command(
         commands,
@@ -214,6 +220,59 @@ def _task_parsers(commands: Any) -> None:
     )
     _follow_option(resume)
     _store_option(resume)
+
+
+def _sandbox_parsers(commands: Any) -> None:
+    """image build and gc: the sandbox images and the leftover containers of the docker and podman sandboxes."""
+    image = commands.add_parser(
+        "image", help="build sandbox images locally", description="Build sandbox images locally (no registry)."
+    )
+    image_commands = image.add_subparsers(dest="image_command", metavar="COMMAND", required=True)
+    build = _command(
+        image_commands,
+        "build",
+        _sandbox_command("image_build"),
+        "build the default sandbox image into Docker and/or Podman from a root filesystem made here",
+        "wegent image build --engine all --base busybox",
+        ("text", "json"),
+    )
+    build.add_argument("--engine", choices=("docker", "podman", "all"), default="all", help="default: all")
+    build.add_argument(
+        "--base",
+        choices=("busybox", "debian"),
+        default="debian",
+        help="busybox: a few MB, seconds; debian: python3, git, coreutils, about a minute (default: debian)",
+    )
+    build.add_argument(
+        "--tag", metavar="NAME", help="image name (default: wegent-sandbox:BASE, and :latest for debian)"
+    )
+    build.add_argument("--force", action="store_true", help="rebuild even if an image of the same inputs exists")
+
+    gc = _command(
+        commands,
+        "gc",
+        _sandbox_command("gc"),
+        "remove leftover sandbox containers: of dead processes, or of finished tasks unless preserved",
+        "wegent gc --engine docker --dry-run",
+        ("text", "json"),
+    )
+    gc.add_argument("--engine", choices=("docker", "podman", "all"), default="all", help="default: all")
+    gc.add_argument("--url", metavar="URL", help="the engine's socket (default: the engine's usual one)")
+    gc.add_argument("--dry-run", action="store_true", help="report what would be removed and remove nothing")
+    gc.add_argument(
+        "--include-preserved", action="store_true", help="also remove preserved sandboxes (preserveExecutor)"
+    )
+    _store_option(gc)
+
+
+def _sandbox_command(name: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        from . import _sandbox_commands
+
+        command: Handler = getattr(_sandbox_commands, name)
+        return command(args)
+
+    return handler
 
 
 def _task_argument(parser: argparse.ArgumentParser, optional: bool = False) -> None:

@@ -413,6 +413,29 @@ def skills(draw: st.DrawFn) -> dict[str, Any]:
     return document
 
 
+@st.composite
+def knowledge_bases(draw: st.DrawFn) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    optional(draw, spec, "name", texts)
+    optional(draw, spec, "description", texts)
+    optional(draw, spec, "embedding", st.fixed_dictionaries({}, optional={"modelRef": refs()}))
+    size = draw(st.integers(min_value=50, max_value=5000))
+    optional(draw, spec, "chunking", st.fixed_dictionaries({"size": st.just(size), "overlap": st.integers(0, 49)}))
+    backend = st.fixed_dictionaries(
+        {}, optional={"type": st.just("chromadb"), "path": texts, "collection": dns_names}
+    ) | st.fixed_dictionaries({"url": st.just("http://127.0.0.1:8000")})
+    optional(draw, spec, "backend", backend)
+    optional(draw, spec, "documents", st.lists(texts, max_size=3))
+    optional(draw, spec, "topK", st.integers(1, 100))
+    optional(
+        draw,
+        spec,
+        "retrievalConfig",
+        st.fixed_dictionaries({}, optional={"top_k": st.integers(1, 100), "retrieval_mode": st.just("vector")}),
+    )
+    return draw(envelopes("KnowledgeBase", with_extras(draw, spec)))
+
+
 KIND_STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "Ghost": ghosts(),
     "Model": models(),
@@ -422,6 +445,7 @@ KIND_STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "Workspace": workspaces(),
     "Task": tasks(),
     "Skill": skills(),
+    "KnowledgeBase": knowledge_bases(),
 }
 assert set(KIND_STRATEGIES) == set(KINDS)
 valid_documents = st.one_of(*KIND_STRATEGIES.values())

@@ -191,7 +191,10 @@ def test_a_prompt_in_the_frontmatter_is_kept_when_the_body_is_empty(tmp_path: Pa
 
 # --- round trips ----------------------------------------------------------------------------------------------------
 
-_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+# NEL and the Unicode line and paragraph separators are line breaks to YAML 1.1, which a parser folds inside a
+# scalar: a frontmatter writer must escape them, and these tests write plain YAML.
+_NOT_IN_YAML_TEXT = "\x85\u2028\u2029"
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=_NOT_IN_YAML_TEXT), max_size=40)
 _WORD = st.text(string.ascii_letters + string.digits + "-_ ", min_size=1, max_size=20).map(str.strip).filter(bool)
 _FRONTMATTER = st.fixed_dictionaries(
     {"description": _TEXT},

@@ -50,6 +50,7 @@ SPECS: dict[str, dict[str, Any]] = {
         "repository": {"gitUrl": "https://x/r.git", "gitRepo": "x/r", "branchName": "main", "gitDomain": "x"}
     },
     "Task": {"prompt": "hi", "teamRef": {"name": "t"}},
+    "KnowledgeBase": {"description": "d"},
 }
 
 

@@ -64,3 +64,23 @@ async def test_an_error_while_entering_reaches_the_caller_and_the_next_call_trie
             await session.enter("s", flaky)
         assert await session.enter("s", flaky) == 2
         await session.close()
+
+
+async def test_the_engine_session_outlives_tasks_and_closes_with_the_engine() -> None:
+    from wegent_core import AsyncWegent
+
+    log: list[str] = []
+
+    @asynccontextmanager
+    async def provider() -> AsyncIterator[str]:
+        log.append("open")
+        try:
+            yield "provider"
+        finally:
+            log.append("close")
+
+    async with AsyncWegent("memory://") as wg:
+        assert await wg.engine.session.enter("p", provider) == "provider"
+        assert await wg.engine.session.enter("p", provider) == "provider"  # one per engine, not per caller
+        assert log == ["open"]
+    assert log == ["open", "close"]

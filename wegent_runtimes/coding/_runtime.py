@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -24,6 +24,7 @@ from wegent_core import (
     PluginError,
     Sandbox,
     SandboxGone,
+    SandboxProvider,
     SandboxSpec,
     Turn,
     TurnResult,
@@ -31,6 +32,7 @@ from wegent_core import (
 )
 from wegent_core._plan import MemberPlan
 from wegent_core._sandbox import WORKSPACE, Mount
+from wegent_runtimes.sandboxes import pooled
 
 from . import _cli
 from ._tools import Workbench, coding_tools
@@ -143,14 +145,34 @@ async def _sandbox_context(kit: MemberKit, member: MemberPlan, workspace: Worksp
     if kit.plugins is None:
         raise PluginError("the ClaudeCode runtime needs the engine's plugins to find a sandbox")
     kind = sandbox_type(member)
-    provider = kit.plugins.sandboxes[kind].factory(provider_options())
-    try:
+    factory = kit.plugins.sandboxes[kind].factory
+    if kit.engine_session is not None:  # one provider (and its warm pool, if on) for the engine's life
+        provider = await kit.engine_session.enter(f"sandbox-provider:{kind}", lambda: _provider_context(factory))
         sandbox = await provider.create(sandbox_spec(kit, member, workspace))
         try:
             yield sandbox
         finally:
             with anyio.CancelScope(shield=True):  # a cancelled run still removes its container
                 await sandbox.close()
+        return
+    async with _provider_context(factory) as provider:
+        sandbox = await provider.create(sandbox_spec(kit, member, workspace))
+        try:
+            yield sandbox
+        finally:
+            with anyio.CancelScope(shield=True):
+                await sandbox.close()
+
+
+@asynccontextmanager
+async def _provider_context(factory: Callable[[Mapping[str, Any]], SandboxProvider]) -> AsyncIterator[SandboxProvider]:
+    """A provider from its factory, behind a warm pool when one is configured (`WEGENT_SANDBOX_POOL`), closed at
+    the end."""
+    options = provider_options()
+    provider = factory(options)
+    try:
+        async with pooled(provider, options) as ready:
+            yield ready
     finally:
         closing = getattr(provider, "aclose", None)  # not in the protocol: a provider holding a connection has it
         if closing is not None:

@@ -1,0 +1,70 @@
+"""`wegent kb add` and `wegent kb query` on a SQLite store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import wegent_storage.knowledge._plugin as knowledge_plugin
+from wegent_core import Plugins
+from wegent_server import _store_commands
+from wegent_server._cli import main
+
+from .conftest import write_corpus
+
+
+def with_knowledge() -> Plugins:
+    plugins = Plugins.load()
+    if "knowledge" not in plugins.toolkits:
+        plugins.register(knowledge_plugin, "knowledge")
+    return plugins
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(_store_commands, "_plugins", with_knowledge)  # until pyproject's entry point is installed
+    monkeypatch.setenv("WEGENT_HOME", str(tmp_path / "home"))  # the index goes under the data directory
+    url = f"sqlite:///{tmp_path / 'home' / 'wegent.db'}"  # the embedded default: created on first use
+    docs = write_corpus(tmp_path / "docs")
+    (tmp_path / "kb.yaml").write_text(
+        "apiVersion: agent.wecode.io/v1\nkind: KnowledgeBase\nmetadata: {name: facts}\n"
+        f"spec: {{description: facts, documents: ['{docs}'], topK: 3}}\n"
+    )
+    assert main(["apply", "-f", str(tmp_path / "kb.yaml"), "--store", url]) == 0
+    return url
+
+
+def test_add_then_query(store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    (tmp_path / "notes.bin").write_bytes(b"\x00\x01")
+    assert (
+        main(
+            ["kb", "add", "facts", str(tmp_path / "notes.bin"), str(tmp_path / "docs"), "--store", store, "-o", "json"]
+        )
+        == 1
+    )  # a file was skipped
+    out = capsys.readouterr()
+    report = json.loads(out.out)
+    assert len(report["added"]) == 6
+    assert report["skipped"] == [{"path": str(tmp_path / "notes.bin"), "reason": report["skipped"][0]["reason"]}]
+    assert f"skipped {tmp_path / 'notes.bin'}: unsupported file type .bin" in out.err
+    assert (tmp_path / "home" / "knowledge" / "chromadb").is_dir()
+
+    assert main(["kb", "add", "facts", "--store", store]) == 0  # the spec's documents: all unchanged
+    assert "0 added, 0 replaced, 6 unchanged" in capsys.readouterr().out
+
+    assert main(["kb", "query", "facts", "What makes the sea go up and down?", "--store", store]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"[1] {tmp_path / 'docs' / 'tides.txt'} (lines 1-1), score ")
+    assert len([line for line in lines if line.startswith("[")]) == 3
+
+    assert main(["kb", "remove", "facts", str(tmp_path / "docs" / "tides.txt"), "--store", store]) == 0
+    assert main(["kb", "docs", "facts", "--store", store, "-o", "json"]) == 0
+    capsys.readouterr()
+
+
+def test_an_unknown_knowledge_base_is_an_error(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["kb", "query", "nope", "x", "--store", store]) == 1
+    assert "KnowledgeBase nope: not found" in capsys.readouterr().err
