@@ -170,7 +170,10 @@ def _short(error: Exception, limit: int = 300) -> str:
 
 
 def transport_error(error: Exception, provider: str) -> ModelError | None:
-    """httpx / httpx2 failures that an SDK let through: timeouts and refused connections."""
+    """httpx / httpx2 / aiohttp failures that an SDK let through: timeouts and refused connections. (google-genai
+    uses aiohttp whenever it is installed, and aiohttp's timeouts are the builtin `TimeoutError`.)"""
+    if isinstance(error, TimeoutError):
+        return ModelTimeoutError(f"{provider}: request timed out")
     module = type(error).__module__.split(".")[0]
     if module not in ("httpx", "httpx2", "httpcore", "aiohttp"):
         return None
