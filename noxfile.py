@@ -32,8 +32,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     session.install("-e", DEV, env=PORTABLE)
-    scripts = ["load", "plan", "cli_help", "store", "engine", "agent", "local_model", "mcp"]
-    for script in scripts:
+    scripts = "load plan cli_help store engine agent local_model mcp sandboxes pool knowledge"
+    for script in scripts.split():
         session.run("python", f"benchmarks/bench_{script}.py")
 
 
