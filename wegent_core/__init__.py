@@ -4,7 +4,7 @@ Depends only on pydantic, pluggy, anyio and PyYAML; the other wegent packages pl
 entry-point group. Every module is private; this is the public surface.
 """
 
-from ._agent import Budget, EndTurn, Turn, TurnResult, run_turn
+from ._agent import Budget, EndTurn, Turn, TurnResult, limited_turn, model_call_failed, run_turn
 from ._api import AsyncTask, AsyncWegent, TaskHandle, Wegent
 from ._apply import ApplyReport, ApplyResult, Reference, apply, dependents, references
 from ._config import data_dir, default_store_url
@@ -226,9 +226,11 @@ __all__ = [
     "dump",
     "hookimpl",
     "json_schema",
+    "limited_turn",
     "load",
     "loads",
     "lookup",
+    "model_call_failed",
     "redact_resource",
     "references",
     "resolve_knowledge_base",

@@ -8,7 +8,7 @@ Model errors are retried with backoff when they are retryable; cancellation is n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,11 +126,17 @@ class TurnResult:
 
 async def run_turn(turn: Turn) -> TurnResult:
     """Run the member's turn to its answer (see the module docstring)."""
+    return await limited_turn(turn, _loop)
+
+
+async def limited_turn(turn: Turn, body: Callable[[Turn], Awaitable[TurnResult]]) -> TurnResult:
+    """Count a turn against the task's limits and run `body` within the Team's turn timeout: every runtime's turn
+    goes through here."""
     turn.budget.start_turn()
     limit = turn.budget.limits.turn_timeout_seconds
     try:
         with anyio.fail_after(limit):
-            return await _loop(turn)
+            return await body(turn)
     except TimeoutError:
         raise LimitExceeded("turn_timeout_seconds", f"{turn.member.bot} did not answer within {limit:g} s") from None
 
@@ -200,21 +206,27 @@ async def _call_model(turn: Turn, request: ModelRequest) -> tuple[str, list[Tool
             failure = ModelTimeoutError(f"{type(error).__name__}: {error}")
         except Exception as error:  # a provider bug: the turn fails with its message, the task does not hang
             failure = FatalModelError(f"{type(error).__name__}: {error}")
-        last = attempt == policy.attempts or not failure.retryable
-        turn.emit(
-            Error(
-                subtask_id=turn.subtask_id,
-                member=turn.member.bot,
-                message=str(failure),
-                code=failure.code,
-                retryable=not last,
-                attempt=attempt,
-            )
-        )
-        if last:
-            raise failure
+        model_call_failed(turn, failure, attempt)
         await anyio.sleep(policy.delay(attempt, failure))
     raise AssertionError("unreachable")
+
+
+def model_call_failed(turn: Turn, error: ModelError, attempt: int, *, final: bool = False) -> None:
+    """Announce a failed model call (attempt `attempt`, from 1) as an `error` event, and raise it when it was the
+    last: out of attempts, not retryable, or `final` (a runtime that cannot retry it)."""
+    last = final or attempt >= turn.retry.attempts or not error.retryable
+    turn.emit(
+        Error(
+            subtask_id=turn.subtask_id,
+            member=turn.member.bot,
+            message=str(error),
+            code=error.code,
+            retryable=not last,
+            attempt=attempt,
+        )
+    )
+    if last:
+        raise error
 
 
 async def _stream_reply(turn: Turn, request: ModelRequest) -> tuple[str, list[ToolCallRequest]]:

@@ -16,8 +16,8 @@ from typing import Any
 
 import anyio
 
-from wegent_core import ChatMessage, FatalModelError, LimitExceeded, ModelError, Turn, TurnResult
-from wegent_core._events import Error, Notice, TextDelta, ToolCall, ToolResult, Usage
+from wegent_core import ChatMessage, FatalModelError, ModelError, Turn, TurnResult, limited_turn, model_call_failed
+from wegent_core._events import Notice, TextDelta, ToolCall, ToolResult, Usage
 
 from ._client import CHAT_MODES, STOP_TIMEOUT, ConversationLost, DifyClient, http_error
 from ._config import DifyConfig, bot_prompt_params, merge_params, split_prompt
@@ -27,13 +27,7 @@ EMPTY_ANSWER = "No answer received from Dify application"
 
 async def run_turn(turn: Turn) -> TurnResult:
     """Run the member's turn on its Dify app, within the Team's turn timeout (see the module docstring)."""
-    turn.budget.start_turn()
-    limit = turn.budget.limits.turn_timeout_seconds
-    try:
-        with anyio.fail_after(limit):
-            return await _turn(turn)
-    except TimeoutError:
-        raise LimitExceeded("turn_timeout_seconds", f"{turn.member.bot} did not answer within {limit:g} s") from None
+    return await limited_turn(turn, _turn)
 
 
 run_turn.uses_model = False  # type: ignore[attr-defined]  # the engine makes no model client (see Turn.model)
@@ -92,30 +86,13 @@ async def _turn(turn: Turn) -> TurnResult:
                 conversation = None
                 continue
             except ModelError as error:
-                _fail_or_retry(turn, error, attempt, run.streamed)
+                # once text was streamed a retry would repeat it (and Dify has kept the message): fail instead
+                model_call_failed(turn, error, attempt, final=run.streamed)
                 await anyio.sleep(turn.retry.delay(attempt, error))
                 continue
             state = {"conversation_id": run.conversation} if mode in CHAT_MODES and run.conversation else None
             return TurnResult(text=answer, messages=[ChatMessage(role="assistant", content=answer)], state=state)
     raise AssertionError("unreachable")
-
-
-def _fail_or_retry(turn: Turn, error: ModelError, attempt: int, streamed: bool) -> None:
-    """Announce a failed attempt; raise it when it is the last. Once text was streamed, a retry would repeat it
-    (and Dify has already kept the message), so the turn fails instead."""
-    last = attempt >= turn.retry.attempts or not error.retryable or streamed
-    turn.emit(
-        Error(
-            subtask_id=turn.subtask_id,
-            member=turn.member.bot,
-            message=str(error),
-            code=error.code,
-            retryable=not last,
-            attempt=attempt,
-        )
-    )
-    if last:
-        raise error
 
 
 async def _stream(client: DifyClient, run: _Run, path: str, body: dict[str, Any], user: str) -> str:
