@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 import anyio
 from _machine import describe_machine
+from bench_engine import TEAM, team_yaml
 
 from wegent_core import (
     AsyncWegent,
@@ -41,24 +41,7 @@ from wegent_core import (
 from wegent_storage import SqlStore
 
 LOOP_TARGET, FIRST_TOKEN_TARGET = 0.002, 0.005
-TEAM_YAML = "\n---\n".join(
-    json.dumps({"apiVersion": "agent.wecode.io/v1", **d})
-    for d in [
-        {"kind": "Model", "metadata": {"name": "m"}, "spec": {"protocol": "scripted", "modelConfig": {"script": []}}},
-        {"kind": "Shell", "metadata": {"name": "chat"}, "spec": {"shellType": "Chat"}},
-        {"kind": "Ghost", "metadata": {"name": "worker"}, "spec": {"systemPrompt": "You are a worker."}},
-        {
-            "kind": "Bot",
-            "metadata": {"name": "worker"},
-            "spec": {"ghostRef": {"name": "worker"}, "shellRef": {"name": "chat"}, "modelRef": {"name": "m"}},
-        },
-        {
-            "kind": "Team",
-            "metadata": {"name": "bench"},
-            "spec": {"collaborationModel": "solo", "members": [{"botRef": {"name": "worker"}}]},
-        },
-    ]
-)
+TEAM_YAML = team_yaml(max_model_calls=1_000_000)  # bench_engine's solo team: one Chat bot on the Model `m`
 
 
 class Instant:
@@ -94,7 +77,7 @@ class FirstToken:
 async def loop_per_call(calls: int) -> float:
     async with AsyncWegent("memory://") as wg:
         await wg.apply(TEAM_YAML)
-        member = (await wg.plan("bench")).members[0]
+        member = (await wg.plan(TEAM)).members[0]
 
     @tool
     async def noop() -> str:
@@ -132,7 +115,7 @@ async def first_token(store: str, tasks: int) -> list[float]:
             await wg.apply(TEAM_YAML)
             delays = []
             for _ in range(tasks):
-                task = await wg.run("bench", "go")
+                task = await wg.run(TEAM, "go")
                 async for event in task:
                     if event.type == "text.delta":
                         delays.append(time.perf_counter() - model.yielded[-1])
