@@ -210,6 +210,39 @@ class SkillPlan(PlanModel):
     source: str = Field(description="ghost, or task")
 
 
+class KnowledgeScope(PlanModel):
+    """One restriction from a Task's `knowledgeBaseScopes` (`scopeRestricted: true`): the documents a search may
+    return. Upstream's `folderIds`/`explicitDocumentIds` are row ids of its document tree; here a string entry is a
+    folder (a path prefix of the stored `source`) or a document (a file name, or a path), and an integer, which
+    names nothing here, is ignored (with a warning) so that the restriction only ever narrows."""
+
+    folders: list[str] = Field(default_factory=list, description="Absolute, or relative (matched as path segments)")
+    documents: list[str] = Field(default_factory=list, description="A file name, an absolute path or a path suffix")
+    include_subfolders: bool = True
+
+    def allows(self, source: str) -> bool:
+        """Whether the document stored as `source` (an absolute POSIX path) is inside this scope."""
+        folder = source.rpartition("/")[0]
+        in_folder = any(_in_folder(folder, f.strip(), self.include_subfolders) for f in self.folders)
+        return in_folder or any(_is_document(source, d.strip()) for d in self.documents)
+
+
+def _in_folder(folder: str, wanted: str, deep: bool) -> bool:
+    if wanted.startswith("/"):
+        base = wanted.rstrip("/")
+        return folder == base or (deep and folder.startswith(f"{base}/"))
+    segments = wanted.strip("/")
+    if not segments:
+        return False
+    return folder.endswith(f"/{segments}") or (deep and f"/{segments}/" in f"{folder}/")
+
+
+def _is_document(source: str, wanted: str) -> bool:
+    if "/" not in wanted:
+        return bool(wanted) and source.rpartition("/")[2] == wanted
+    return source == wanted if wanted.startswith("/") else source.endswith(f"/{wanted}")
+
+
 class KnowledgeBasePlan(PlanModel):
     """A KnowledgeBase a member can search: everything needed to open its index, with the embedding Model resolved."""
 
@@ -224,10 +257,19 @@ class KnowledgeBasePlan(PlanModel):
     top_k: int = 5
     score_threshold: float | None = None
     source: str = Field(description="ghost (defaultKnowledgeBaseRefs), or task (knowledgeBaseRefs)")
+    scopes: list[KnowledgeScope] = Field(
+        default_factory=list,
+        description="The Task's restrictions (knowledgeBaseScopes): a search returns documents inside any of them; "
+        "none: the whole knowledge base",
+    )
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    def allows(self, source: str) -> bool:
+        """Whether searches may return the document stored as `source`."""
+        return not self.scopes or any(scope.allows(source) for scope in self.scopes)
 
 
 class MemberPlan(PlanModel):

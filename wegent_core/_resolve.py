@@ -16,6 +16,7 @@ from ._errors import Problem, ResolutionError
 from ._plan import (
     ExecutionPlan,
     KnowledgeBasePlan,
+    KnowledgeScope,
     McpServerPlan,
     MemberPlan,
     ModelPlan,
@@ -27,6 +28,7 @@ from ._resources import (
     Bot,
     Ghost,
     KnowledgeBase,
+    KnowledgeBaseScope,
     Model,
     ModelType,
     Resource,
@@ -55,6 +57,7 @@ class _Resolver:
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
         self._found: dict[tuple[str, str, str], tuple[Resource | None, list[str]]] = {}
+        self.kb_scopes: dict[str, list[KnowledgeScope]] = {}  # knowledge base key -> the Task's restrictions
 
     # --- lookups --------------------------------------------------------------------------------------------------
 
@@ -103,7 +106,10 @@ class _Resolver:
         knowledge_bases: list[tuple[str, str | None]] | None = None,
     ) -> ExecutionPlan:
         spec = team.spec
-        task_kbs = knowledge_bases if knowledge_bases is not None else task_knowledge_bases(task)
+        task_kbs = knowledge_bases
+        if task_kbs is None:
+            task_kbs = task_knowledge_bases(task, with_restricted=True)
+            self.kb_scopes = self.task_scopes(task)
         if not spec.members:
             self.fail(chain, f"Team '{team.name}' has no members")
             raise ResolutionError(self.problems)
@@ -468,9 +474,29 @@ class _Resolver:
                 missing.append(name)
                 continue
             key = f"{found.namespace}/{found.name}"
-            if key not in plans:
-                plans[key] = self.knowledge_base(found, source, [*chain, self.label(found)])
+            scopes = self.kb_scopes.get(key, [])
+            if key in plans or (scopes and not any(s.folders or s.documents for s in scopes)):
+                continue  # already there, or restricted to nothing that can be matched (warned once, in task_scopes)
+            plan = self.knowledge_base(found, source, [*chain, self.label(found)])
+            plans[key] = plan.model_copy(update={"scopes": scopes})  # a restriction holds however the KB was named
         return list(plans.values()), list(dict.fromkeys(missing))
+
+    def task_scopes(self, task: Task | None) -> dict[str, list[KnowledgeScope]]:
+        """The Task's restricted `knowledgeBaseScopes`, by the key of the knowledge base each restricts."""
+        scopes: dict[str, list[KnowledgeScope]] = {}
+        for raw in (task.spec.knowledge_base_scopes or []) if task is not None else []:
+            found = self.find_first("KnowledgeBase", raw.name, [raw.namespace]) if raw.scope_restricted else None
+            if found is None:
+                continue  # unrestricted, or not found (the reference itself reports that)
+            scope = knowledge_scope(raw)
+            ids = [i for i in [*(raw.folder_ids or []), *(raw.explicit_document_ids or [])] if isinstance(i, int)]
+            where = f"{self.label(task)}: knowledge base '{raw.name}'"
+            if not scope.folders and not scope.documents:
+                self.warnings.append(f"{where}: its restricted scope names no folder or document path; skipped")
+            elif ids:
+                self.warnings.append(f"{where}: upstream row ids {ids} in its scope name nothing here; ignored")
+            scopes.setdefault(f"{found.namespace}/{found.name}", []).append(scope)
+        return scopes
 
     def knowledge_base(self, kb: KnowledgeBase, source: str, chain: list[str]) -> KnowledgeBasePlan:
         spec = kb.spec
@@ -630,13 +656,29 @@ def resolve_task(
 # --- helpers ------------------------------------------------------------------------------------------------------
 
 
-def task_knowledge_bases(task: Task | None) -> list[tuple[str, str | None]]:
-    """A Task's knowledge bases as (name, namespace or None): `knowledgeBaseRefs`, then `knowledgeBaseScopes`."""
+def task_knowledge_bases(task: Task | None, *, with_restricted: bool = False) -> list[tuple[str, str | None]]:
+    """A Task's knowledge bases as (name, namespace or None): `knowledgeBaseRefs`, then `knowledgeBaseScopes`.
+
+    Without `with_restricted`, a knowledge base that a scope restricts is left out (fail closed): the engine is handed
+    names only, and must not give a member the whole of a knowledge base the Task narrowed."""
     if task is None:
         return []
+    scopes = task.spec.knowledge_base_scopes or []
     refs: list[tuple[str, str | None]] = [(r.name, r.namespace) for r in task.spec.knowledge_base_refs or []]
-    refs += [(s.name, s.namespace) for s in task.spec.knowledge_base_scopes or []]
+    refs += [(s.name, s.namespace) for s in scopes]
+    if not with_restricted:
+        narrowed = {s.name for s in scopes if s.scope_restricted}
+        refs = [ref for ref in refs if ref[0] not in narrowed]
     return list(dict.fromkeys(refs))
+
+
+def knowledge_scope(raw: KnowledgeBaseScope) -> KnowledgeScope:
+    """A restricted scope as this library can match it: the string entries (integers are upstream row ids)."""
+    return KnowledgeScope(
+        folders=[f for f in raw.folder_ids or [] if isinstance(f, str) and f.strip()],
+        documents=[d for d in raw.explicit_document_ids or [] if isinstance(d, str) and d.strip()],
+        include_subfolders=raw.include_subfolders,
+    )
 
 
 def _split_ref(ref: str) -> tuple[str, str | None]:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from wegent_core._errors import Problem, WegentError
-    from wegent_core._plan import ExecutionPlan, MemberPlan
+    from wegent_core._plan import ExecutionPlan, KnowledgeBasePlan, MemberPlan
     from wegent_core._plugins import Plugins
 
     Handler = Callable[[argparse.Namespace], int]
@@ -647,13 +647,29 @@ def _member_rows(member: MemberPlan) -> list[tuple[str, str]]:
     details = ", ".join(f"{k} {v}" for k, v in (("protocol", model.protocol), ("model_id", model.model_id)) if v)
     skills = ", ".join(s.name + (" (preloaded)" if s.preload else "") for s in member.skills)
     mcp = ", ".join(f"{m.name} ({m.type})" for m in member.mcp_servers)
+    kbs = [_knowledge_base(kb) for kb in member.knowledge_bases]
+    kbs += [f"{name} (not found)" for name in member.missing_knowledge_bases]
     return [
         ("shell", f"{member.shell.shell_type} ({member.shell.namespace}/{member.shell.name})"),
         ("model", f"{model.namespace}/{model.name}" + (f" ({details})" if details else "")),
         ("skills", skills or "-"),
         ("mcp servers", mcp or "-"),
+        ("knowledge bases", ", ".join(kbs) or "-"),
         ("system prompt", _first_line(member.system_prompt) or "-"),
     ]
+
+
+def _knowledge_base(kb: KnowledgeBasePlan) -> str:
+    """`default/handbook (embedding default/emb; scoped to folder hr, document leave.md)`: what a search uses."""
+    embedding = f"embedding {kb.embedding.namespace}/{kb.embedding.name}" if kb.embedding else "offline embedding"
+    parts = [embedding]
+    if kb.scopes:
+        entries = [
+            f"folder {f}" + ("" if s.include_subfolders else " (no subfolders)") for s in kb.scopes for f in s.folders
+        ]
+        entries += [f"document {d}" for s in kb.scopes for d in s.documents]
+        parts.append("scoped to " + ", ".join(dict.fromkeys(entries)))
+    return f"{kb.key} ({'; '.join(parts)})"
 
 
 def _aligned(rows: Iterable[tuple[str, Any]]) -> list[str]:

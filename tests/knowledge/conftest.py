@@ -1,9 +1,18 @@
-"""Knowledge tests run offline on the real chromadb and the real offline embedding (skipped without the extra)."""
+"""Knowledge tests run offline on the real chromadb and the real offline embedding (skipped without the extra), and
+on real local servers: llama.cpp serving OpenAI-compatible embeddings, and a chromadb server."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,3 +58,76 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", connect)
+
+
+# --- servers: llama.cpp serving embeddings, and a chromadb server ---------------------------------------------------
+
+
+@contextlib.contextmanager
+def _process(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `command` until the block ends (terminated, then killed if it lingers)."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def llama_embeddings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """The `/v1` URL of a llama-server serving OpenAI-compatible embeddings (SmolLM2, mean pooling), and the API key
+    it insists on."""
+    servers = _provider_servers()
+    log = tmp_path_factory.mktemp("llama-embed") / "llama-server.log"
+    port = servers.free_port()
+    command = [
+        str(servers.llama_server_binary()),
+        *("-m", str(servers.smollm2_file()), "--host", "127.0.0.1", "--port", str(port)),
+        *("--embedding", "--pooling", "mean", "-c", "2048", "-np", "1", "-t", "2", "--no-webui"),
+        *("--api-key", servers.LLAMA_KEY),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with _process(command, log) as process:
+        servers._wait_healthy(process, url, log, 120.0)
+        yield f"{url}/v1", servers.LLAMA_KEY
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a chromadb server (`chroma run`, from the installed chromadb) on a free loopback port."""
+    chroma = Path(sys.executable).with_name("chroma")
+    if not chroma.exists():
+        pytest.skip("the chroma CLI is not installed next to this Python")
+    folder = tmp_path_factory.mktemp("chroma-server")
+    port = _provider_servers().free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [str(chroma), "run", "--path", str(folder / "data"), "--host", "127.0.0.1", "--port", str(port)]
+    with _process(command, folder / "chroma.log") as process:
+        _wait_for(process, f"{url}/api/v2/heartbeat", folder / "chroma.log")
+        yield url
+
+
+def _provider_servers() -> Any:
+    # llama-server's binary, its `.so` fix, the model file and free ports: the provider tests' helpers, reused.
+    return pytest.importorskip("tests.providers._servers", reason="needs the provider test helpers")
+
+
+def _wait_for(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass  # not listening yet
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready after {timeout} s:\n{log.read_text()[-3000:]}")

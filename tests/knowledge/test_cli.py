@@ -68,3 +68,60 @@ def test_add_then_query(store: str, tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_an_unknown_knowledge_base_is_an_error(store: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["kb", "query", "nope", "x", "--store", store]) == 1
     assert "KnowledgeBase nope: not found" in capsys.readouterr().err
+
+
+def test_plan_shows_each_members_knowledge_bases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    items = [
+        {"kind": "Model", "metadata": {"name": "m"}, "spec": {"protocol": "scripted", "modelConfig": {"script": []}}},
+        {
+            "kind": "Model",
+            "metadata": {"name": "emb"},
+            "spec": {"modelType": "embedding", "modelConfig": {"env": {"model_id": "e", "base_url": "http://x/v1"}}},
+        },
+        {"kind": "Shell", "metadata": {"name": "chat"}, "spec": {"shellType": "Chat"}},
+        {"kind": "KnowledgeBase", "metadata": {"name": "facts"}, "spec": {}},
+        {"kind": "KnowledgeBase", "metadata": {"name": "remote"}, "spec": {"embedding": {"modelRef": {"name": "emb"}}}},
+        {"kind": "Ghost", "metadata": {"name": "g"}, "spec": {"systemPrompt": "Hi.", "defaultKnowledgeBaseRefs": []}},
+        {
+            "kind": "Ghost",
+            "metadata": {"name": "reader"},
+            "spec": {"systemPrompt": "Read.", "defaultKnowledgeBaseRefs": [{"name": "remote"}, {"name": "gone"}]},
+        },
+        *(
+            {
+                "kind": "Bot",
+                "metadata": {"name": bot},
+                "spec": {"ghostRef": {"name": bot}, "shellRef": {"name": "chat"}, "modelRef": {"name": "m"}},
+            }
+            for bot in ("g", "reader")
+        ),
+        {
+            "kind": "Team",
+            "metadata": {"name": "team"},
+            "spec": {
+                "collaborationModel": "pipeline",
+                "members": [{"botRef": {"name": "g"}}, {"botRef": {"name": "reader"}}],
+            },
+        },
+        {
+            "kind": "Task",
+            "metadata": {"name": "t"},
+            "spec": {
+                "prompt": "Go.",
+                "teamRef": {"name": "team"},
+                "knowledgeBaseScopes": [
+                    {"name": "facts", "scopeRestricted": True, "folderIds": ["hr"], "includeSubfolders": False},
+                    {"name": "facts", "scopeRestricted": True, "explicitDocumentIds": ["leave.md"]},
+                ],
+            },
+        },
+    ]
+    path = tmp_path / "team.yaml"
+    path.write_text("\n---\n".join(json.dumps({"apiVersion": "agent.wecode.io/v1", **item}) for item in items))
+    assert main(["plan", "-f", str(path), "--task", "t"]) == 0
+    rows = [line.strip() for line in capsys.readouterr().out.splitlines() if "knowledge bases:" in line]
+    facts = "default/facts (offline embedding; scoped to folder hr (no subfolders), document leave.md)"
+    assert rows == [
+        f"knowledge bases: {facts}",
+        f"knowledge bases: default/remote (embedding default/emb), {facts}, gone (not found)",
+    ]

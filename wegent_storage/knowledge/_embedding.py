@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from wegent_core import ModelPlan, PluginError
+from wegent_core._plan import env_names
 
 OFFLINE_NAME = "wegent-minilm-l6-v2-int8"
 OPENAI_NAME = "wegent-openai-compatible"
@@ -148,23 +149,29 @@ def openai_class() -> type:
             headers: Mapping[str, str] | None = None,
             dimensions: int | None = None,
             timeout: float = 60.0,
+            label: str | None = None,
         ) -> None:
             self.model = model
             self.base_url = base_url.rstrip("/")
             self.dimensions = dimensions
+            self.label = label or model  # names the Model in errors
             auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
             self._client = httpx.Client(timeout=timeout, headers={**auth, **(headers or {})})
 
         def __call__(self, input: Sequence[str]) -> list[Any]:
-            import numpy as np
-
             body: dict[str, Any] = {"model": self.model, "input": list(input), "encoding_format": "float"}
             if self.dimensions:
                 body["dimensions"] = self.dimensions
-            response = self._client.post(f"{self.base_url}/embeddings", json=body)
-            response.raise_for_status()
-            rows = sorted(response.json()["data"], key=lambda row: row["index"])
-            return [np.array(row["embedding"], dtype=np.float32) for row in rows]
+            url = f"{self.base_url}/embeddings"
+            try:
+                response = self._client.post(url, json=body)
+            except httpx.HTTPError as error:
+                raise PluginError(f"embedding Model {self.label}: {url} cannot be reached: {error}") from None
+            if response.is_error:
+                # The server's own words (a 401 says which key was wrong), never the request's headers.
+                detail = " ".join(response.text.split())[:300]
+                raise PluginError(f"embedding Model {self.label}: {url} answered {response.status_code}: {detail}")
+            return _vectors(response.json(), len(input), self.label)
 
         @staticmethod
         def name() -> str:
@@ -188,11 +195,28 @@ def openai_class() -> type:
     return OpenAICompatible
 
 
+def _vectors(answer: Any, expected: int, label: str) -> list[Any]:
+    import numpy as np
+
+    rows = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(rows, list) or len(rows) != expected:
+        got = len(rows) if isinstance(rows, list) else "no"
+        raise PluginError(f"embedding Model {label}: {got} embeddings for {expected} texts")
+    rows = sorted(rows, key=lambda row: row["index"])
+    return [np.array(row["embedding"], dtype=np.float32) for row in rows]
+
+
 def model_embedder(plan: ModelPlan, environ: Mapping[str, str] | None = None) -> Any:
     """The embedder of an embedding `Model` (its `${ENV}` placeholders expanded now, at run time)."""
+    label = f"{plan.namespace}/{plan.name}"
     config = plan.materialize(environ)
     if not config.get("model_id") or not config.get("base_url"):
-        raise PluginError(f"embedding Model {plan.namespace}/{plan.name} needs env.model_id and env.base_url")
+        raise PluginError(f"embedding Model {label} needs env.model_id and env.base_url")
+    fields = {k: config.get(k) for k in ("model_id", "base_url", "api_key", "default_headers")}
+    unset = sorted(env_names(fields))  # a placeholder left as written would be sent as the key itself
+    if unset:
+        names = ", ".join(f"${{{name}}}" for name in unset)
+        raise PluginError(f"embedding Model {label}: {names} not set in the environment")
     dimensions = (config.get("env") or {}).get("dimensions")
     return openai_class()(
         config["model_id"],
@@ -200,4 +224,5 @@ def model_embedder(plan: ModelPlan, environ: Mapping[str, str] | None = None) ->
         config.get("api_key"),
         config.get("default_headers"),
         dimensions=dimensions if isinstance(dimensions, int) else None,
+        label=label,
     )

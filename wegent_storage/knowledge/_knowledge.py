@@ -98,10 +98,22 @@ class Knowledge:
     # --- search ---------------------------------------------------------------------------------------------------
 
     def search(self, text: str, *, k: int | None = None, where: Where | None = None) -> list[Hit]:
-        """The best chunks for `text`, best first, above the knowledge base's score threshold (if it has one)."""
+        """The best chunks for `text`, best first, above the knowledge base's score threshold (if it has one), and
+        inside the plan's scopes (a Task's `knowledgeBaseScopes`) if it has any."""
+        if self.plan.scopes:
+            allowed = sorted(s for s in self.sources() if self.plan.allows(s))
+            if not allowed:
+                return []
+            inside = {"source": {"$in": allowed}}
+            where = {"$and": [dict(where), inside]} if where else inside
         hits = self.backend.query(text, k=k or self.plan.top_k, where=where)
         threshold = self.plan.score_threshold
         return [h for h in hits if threshold is None or h.score >= threshold]
+
+    def sources(self) -> set[str]:
+        """The stored documents' sources. Read from each document's first chunk (every document has a chunk 0), so
+        this costs one metadata row per document, not per chunk."""
+        return {str(c.metadata.get("source", "")) for c in self.backend.get(where={"chunk": 0})}
 
     def count(self, where: Where | None = None) -> int:
         return self.backend.count(where)
