@@ -267,7 +267,7 @@ async def _run_tools(
 
     async def run(index: int, call: ToolCallRequest) -> None:
         key = f"task-{turn.task_id}/message-{turn.message_id}/step-{step}/call-{index + 1}"
-        context = ToolContext(turn.task_id, turn.member.bot, call.id, key)
+        context = ToolContext(turn.task_id, turn.member.bot, call.id, key, turn.subtask_id)
         turn.emit(
             ToolCall(
                 subtask_id=turn.subtask_id,

@@ -26,6 +26,7 @@ class ToolContext:
     member: str  # namespace/name of the calling Bot
     call_id: str
     idempotency_key: str  # task, message, step and call index: stable across a resume
+    subtask_id: int | None = None  # the calling turn's subtask: events a tool emits belong to it
 
 
 class ToolError(WegentError):

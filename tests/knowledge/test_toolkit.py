@@ -141,6 +141,7 @@ async def test_search_results_reach_the_model_with_sources_and_citations_reach_t
     assert [c.ref for c in citations] == [1, 2]  # topK 2
     assert citations[0].source.endswith("/docs/cats.md")
     assert citations[0].call_id == result.call_id
+    assert citations[0].subtask_id == result.subtask_id is not None  # they belong to the turn that searched
     assert citations[0].knowledge_base == "default/facts"
     assert citations[0].score > citations[1].score
     assert [e.message for e in events if e.type == "notice"] == ["knowledge base 'gone' was not found; skipped"]

@@ -116,6 +116,7 @@ class KnowledgeSearch:
 def citation(plan: KnowledgeBasePlan, hit: Hit, ref: int, context: ToolContext) -> Citation:
     meta = hit.metadata
     return Citation(
+        subtask_id=context.subtask_id,
         member=context.member,
         call_id=context.call_id,
         ref=ref,
