@@ -8,12 +8,16 @@ session); the clone happens on the host, so the image needs no git and the conta
 from __future__ import annotations
 
 import json
+import subprocess
+import time
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
-from wegent_core import SandboxSpec, TaskState
+from wegent_core import SandboxSpec, SubtaskState, TaskState
 from wegent_runtimes.sandboxes._containers import LABEL_OWNER, LABEL_TASK, owner_label
 
 from ..containers import conftest as containers  # noqa: TID252 (the engines' fixtures, shared with that suite)
@@ -70,3 +74,58 @@ async def _containers_of(engine: str, task: str, within: float = 10.0) -> set[st
         return found
     finally:
         api.close()
+
+
+async def test_a_container_killed_during_a_turn_fails_the_subtask_within_5s(
+    coding, engine: str, origin: Path, workspaces: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEGENT_SANDBOX_OPTIONS", json.dumps(containers.provider_options(engine)))
+    replies = [call("run_command", command="touch started; sleep 60", timeout=120), "never reached"]
+    _, model, task = await coding(coding_yaml(origin, sandbox={"type": engine}), replies)
+    marker = workspaces / f"task-{task.id}" / "demo" / "started"  # the workspace is a bind mount: seen on the host
+    failed_at: list[float] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(_note_failure, task, failed_at)
+        with anyio.fail_after(60):
+            while not marker.exists():  # the command runs in the container: now kill it from outside
+                await anyio.sleep(0.05)
+        container, killed_at = await _kill_task_container(engine, str(task.id))
+    record = await task.record()
+    subtask = [sub for sub in await task.subtasks() if sub.role == "ASSISTANT"][-1]
+    assert subtask.status is SubtaskState.FAILED
+    reason = subtask.error_message or ""
+    assert f"{engine} sandbox {container[:12]}" in reason, reason
+    assert "the container stopped" in reason, reason
+    assert "killed from outside" in reason, reason
+    assert failed_at, "no subtask.status FAILED event"
+    took = failed_at[0] - killed_at
+    assert took < 5, f"FAILED {took:.2f}s after the kill"
+    print(f"{engine}: the subtask FAILED {took:.2f}s after the kill")
+    assert record.status is TaskState.FAILED
+    assert model.remaining == 1, "the model was asked again after the sandbox went"
+    assert await _containers_of(engine, str(task.id)) == set(), "the killed container was not removed"
+
+
+async def _note_failure(task: Any, failed_at: list[float]) -> None:
+    """Read the task's events as they come, noting when a subtask turns FAILED."""
+    async for event in task:
+        if event.type == "subtask.status" and event.status is SubtaskState.FAILED and not failed_at:
+            failed_at.append(time.monotonic())
+
+
+async def _kill_task_container(engine: str, task: str) -> tuple[str, float]:
+    """Kill this process's container of the task with the engine's command line, found by its labels: its id and
+    the time of the kill."""
+    api = containers.engine_api(engine)
+    try:
+        mine = {c for c, labels in api.containers(LABEL_OWNER) if labels.get(LABEL_OWNER) == owner_label()}
+        found = mine & {c for c, labels in api.containers(LABEL_TASK) if labels.get(LABEL_TASK) == task}
+    finally:
+        api.close()
+    assert len(found) == 1, found
+    url = ["--url", containers.PODMAN_URL] if engine == "podman" else []
+    container = found.pop()
+    killed_at = time.monotonic()  # before the command: the 5 s include the engine's own kill
+    kill = partial(subprocess.run, [engine, *url, "kill", container], check=True, capture_output=True)
+    await anyio.to_thread.run_sync(kill)
+    return container, killed_at

@@ -169,6 +169,57 @@ async def test_killed_from_outside_raises_sandbox_gone_within_5s(engine: str, ma
         await sandbox.exec("true")
 
 
+WRAPPER = "cut -d' ' -f4,1,6 /proc/$PPID/stat | awk '{print $2, $1, $3}'"  # the wrapper's parent, pid and session
+
+
+async def test_commands_go_through_one_runner(make: Make) -> None:
+    """A free sandbox runs a command through its runner (one exec for all, see _runner.py): the same runner pid is
+    the parent of every command, each command is a session of its own, and output survives the protocol."""
+    sandbox = await make()
+    first, second = [(await sandbox.exec(WRAPPER)).stdout.split() for _ in range(2)]
+    assert first[0] == second[0] != "0", "the two commands had different runners"
+    assert first[1] == first[2], "the command is not the leader of its own session (its group is what a kill reaches)"
+    tricky = ["a\nb", "it's", "$HOME", "\x1e" + "f" * 32 + " 0\n", "\\n", ""]
+    assert (await sandbox.exec(["printf", "%s|", *tricky])).stdout == "|".join(tricky) + "|"
+    env = {"MULTI": "line 1\nline 2", "QUOTE": "a'b"}
+    assert (await sandbox.exec('printf "%s|%s" "$MULTI" "$QUOTE"', env=env)).stdout == "line 1\nline 2|a'b"
+    assert (await sandbox.exec("printf 'no newline at the end\036'")).stdout == "no newline at the end\x1e"
+    missing = await sandbox.exec("pwd", cwd="no/such/dir")
+    assert missing.exit_code != 0
+
+
+async def test_a_runner_killed_from_inside_is_replaced(make: Make) -> None:
+    sandbox = await make()
+    # the runner (the parent of the command's wrapper) dies under its command
+    result = await sandbox.exec("kill -KILL $(cut -d' ' -f4 /proc/$PPID/stat); sleep 5")
+    assert result.exit_code == 255
+    assert "the command runner died" in result.stderr
+    assert result.seconds < 4, "the orphaned command was not killed"
+    assert (await sandbox.exec("echo again")).stdout == "again\n"  # a new runner
+    assert "sleep 5" not in (await sandbox.exec("ps")).stdout
+
+
+async def test_a_runner_stays_in_step_after_a_timeout(make: Make) -> None:
+    sandbox = await make()
+    result = await sandbox.exec("echo partial; sleep 30", timeout=0.5)
+    assert result.timed_out
+    assert result.stdout == "partial\n"
+    assert (await sandbox.exec("echo next; echo err >&2")).stdout == "next\n"
+    assert (await sandbox.exec("echo err >&2")).stderr == "err\n"
+
+
+async def test_without_the_runner_every_command_is_an_exec(engine: str) -> None:
+    provider = new_provider(engine, runner=False)
+    sandbox = await provider.create(SandboxSpec(labels={SESSION_LABEL: SESSION}))
+    try:
+        assert (await sandbox.exec(WRAPPER)).stdout.split()[0] == "0"  # exec'd from outside the container's pids
+        assert (await sandbox.exec("exit 3")).exit_code == 3
+        assert sandbox._runner is None
+    finally:
+        await sandbox.close()
+        await provider.aclose()
+
+
 # --- life cycle -------------------------------------------------------------------------------------------------------
 
 

@@ -6,9 +6,12 @@ all blocking SDK calls run in a worker thread). The rest lives here:
 * exec output is read from the engine's socket directly (an upgraded HTTP connection, the multiplexed stdout/stderr
   frame format both engines speak), with anyio, so output streams as it comes, stdin can be sent and closed, and a
   cancelled caller stops reading at once;
+* a command goes through the sandbox's runner (one long-lived exec, see _runner.py) when it is free, else by an exec
+  of its own (concurrent commands, commands with stdin);
 * every command runs under `sh -c 'echo $$ > /tmp/.wegent-exec-ID; "$@"; ...'`: an exec'd process is a session leader
-  in both engines (runc starts it with setsid), so that shell's pid is the process group of the command and all its
-  children, and timeout or cancellation kills the whole group with a second exec (`kill -KILL -PGID`);
+  in both engines (runc starts it with setsid, and the runner with `setsid`), so that shell's pid is the process group
+  of the command and all its children, and timeout or cancellation kills the whole group with a second exec
+  (`kill -KILL -PGID`);
 * while a command runs, the container is watched: killed or removed from outside, the exec raises `SandboxGone`;
 * containers carry labels (`wegent.task`, `wegent.namespace`, `wegent.owner`, ...) by which `reap` finds leftovers.
 """
@@ -60,6 +63,8 @@ from wegent_core._sandbox import (
 )
 
 from ._images import DEFAULT_IMAGE
+from ._runner import SCRIPT as RUNNER_SCRIPT
+from ._runner import Runner, RunnerLost, runner_command
 
 LABEL_SANDBOX = "wegent.sandbox"  # the provider: docker or podman
 LABEL_TEMP_WORKSPACE = "wegent.temp-workspace"  # the host directory the provider made, removed with the container
@@ -286,7 +291,14 @@ class ContainerSandbox:
     """One container: made by `ContainerProvider.create`, destroyed by `close()` unless preserved."""
 
     def __init__(
-        self, api: EngineApi, container: str, spec: SandboxSpec, uid: int, gid: int, temp_workspace: str | None
+        self,
+        api: EngineApi,
+        container: str,
+        spec: SandboxSpec,
+        uid: int,
+        gid: int,
+        temp_workspace: str | None,
+        use_runner: bool = True,
     ) -> None:
         self.api = api
         self.id = container
@@ -295,6 +307,9 @@ class ContainerSandbox:
         self.gid = gid
         self.temp_workspace = temp_workspace
         self.closed = False
+        self.use_runner = use_runner
+        self._runner: Runner | None = None
+        self._runner_lock = anyio.Lock()
 
     def __repr__(self) -> str:
         return f"<{self.api.name} sandbox {self.id[:12]}>"
@@ -332,6 +347,11 @@ class ContainerSandbox:
         wrapper = f'echo $$ > {pidfile}; "$@"; status=$?; rm -f {pidfile}; exit $status'
         argv = ["/bin/sh", "-c", wrapper, "sh", *command_line(command)]
         workdir = workspace_path(cwd or ".", outside_workspace=True)
+        if stdin is None:
+            done = await self._exec_by_runner(argv, env or {}, workdir, pidfile, timeout, on_output)
+            if done is not None:
+                exit_code, stdout, stderr, timed_out = done
+                return ExecResult(exit_code, stdout, stderr, timed_out, time.monotonic() - start)
         exec_id = await self._exec_create(argv, env or {}, workdir, stdin is not None)
         output = _Output(on_output)
         gone: list[str] = []
@@ -353,6 +373,118 @@ class ContainerSandbox:
             raise SandboxGone(gone[0])
         exit_code = await self._exit_code(exec_id, timed_out)
         return ExecResult(exit_code, output.text("stdout"), output.text("stderr"), timed_out, time.monotonic() - start)
+
+    async def _exec_by_runner(
+        self,
+        argv: list[str],
+        env: Mapping[str, str],
+        workdir: str,
+        pidfile: str,
+        timeout: float | None,
+        on_output: OnOutput | None,
+    ) -> tuple[int, str, str, bool] | None:
+        """Run a command through the sandbox's runner (see _runner.py): (exit code, stdout, stderr, timed out), or
+        None when the runner cannot take it (busy with another command, not startable, or an env name the shell
+        cannot assign), for a plain exec to run it."""
+        line = runner_command(argv, env, workdir)
+        if line is None or not self.use_runner:
+            return None
+        try:
+            self._runner_lock.acquire_nowait()
+        except anyio.WouldBlock:
+            return None
+        try:
+            runner = await self._ready_runner()
+            if runner is None:
+                return None
+            output = _Output(on_output)
+            exit_code, timed_out = await self._run_by_runner(runner, line, pidfile, timeout, output)
+            output.finish()
+            return exit_code, output.text("stdout"), output.text("stderr"), timed_out
+        finally:
+            self._runner_lock.release()
+
+    async def _ready_runner(self) -> Runner | None:
+        """The running runner, started at the first command (a plain exec of /bin/sh with stdin); None if it does
+        not start, and then the sandbox stops trying."""
+        if self._runner is not None:
+            return self._runner
+        try:
+            exec_id = await self._call(self.api.exec_create, self.id, ["/bin/sh", "-c", RUNNER_SCRIPT], {}, "/", True)
+            stream = await open_exec_stream(self.api.url, self.api.exec_start_path(exec_id))
+        except Exception:
+            self.use_runner = False
+            return None
+        reader = BufferedByteReceiveStream(stream)
+        runner = Runner(stream, reader)
+        started = False
+        try:
+            with anyio.move_on_after(KILL_TIMEOUT):
+                started = (await read_head(reader))[0] in (101, 200) and await runner.ready()
+        except (SandboxError, anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
+            pass
+        finally:
+            if not started:  # also when cancelled: the stream must not outlive the attempt
+                with anyio.CancelScope(shield=True):
+                    await runner.aclose()
+        if not started:
+            self.use_runner = False
+            return None
+        self._runner = runner
+        return runner
+
+    async def _run_by_runner(
+        self, runner: Runner, line: str, pidfile: str, timeout: float | None, output: _Output
+    ) -> tuple[int, bool]:
+        """The command's (exit code, timed out), under the same watch, timeout and kill as a plain exec. The runner
+        is kept only when it answered the command in full."""
+        gone: list[str] = []
+        status: int | None = None
+        timed_out = killed = False
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._watch, gone, group.cancel_scope)
+            try:
+                await runner.send(line)
+                with anyio.move_on_after(math.inf if timeout is None else timeout) as deadline:
+                    status = await runner.result(output.deliver)
+                if deadline.cancelled_caught:  # kill the command's group, then read on to its end
+                    timed_out = True
+                    with anyio.CancelScope(shield=True):
+                        await self._kill(pidfile)
+                    killed = True
+                    with anyio.move_on_after(KILL_TIMEOUT):
+                        status = await runner.result(output.deliver)
+            except RunnerLost:
+                pass
+            finally:
+                if status is None:  # cancelled, timed out without an answer, or the runner died: never reuse it
+                    with anyio.CancelScope(shield=True):
+                        if not gone and not killed:
+                            await self._kill(pidfile)
+                        await self._drop_runner()
+                group.cancel_scope.cancel()
+        if gone:
+            raise SandboxGone(gone[0])
+        if status is None:  # the runner died under the command (killed from inside, or with the container)
+            reason = await self.gone_reason()
+            if reason:
+                raise SandboxGone(reason)
+            output.deliver(
+                2,
+                b"\nwegent: the command runner died (killed from inside the sandbox?): "
+                b"whether the command ran and its exit code are unknown\n",
+            )
+            return (-1 if timed_out else 255), timed_out
+        if status >= 128 and not timed_out:  # killed by a signal: maybe the whole container went
+            reason = await self.gone_reason()
+            if reason:
+                raise SandboxGone(reason)
+        return status, timed_out
+
+    async def _drop_runner(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.aclose()  # its stdin ends: the runner exits after its command
 
     async def _exec_create(self, argv: list[str], env: Mapping[str, str], workdir: str, stdin: bool) -> str:
         try:
@@ -545,6 +677,8 @@ class ContainerSandbox:
         if self.closed:
             return
         self.closed = True
+        with anyio.CancelScope(shield=True):
+            await self._drop_runner()
         if self.spec.preserve:
             return
         await self._call(self.api.remove, self.id)
@@ -589,7 +723,9 @@ def _single_file(archive: bytes, path: str) -> bytes:
 
 class ContainerProvider:
     """What DockerProvider and PodmanProvider share. Options: `image` (default image), `base_url` (the engine's
-    socket), `reap_at_start` (default true: remove leftovers of dead processes at the first create)."""
+    socket), `reap_at_start` (default true: remove leftovers of dead processes at the first create), `runner`
+    (default true: commands go through a persistent runner in the container, see _runner.py; false: one engine exec
+    per command)."""
 
     name: str
     capabilities = CONTAINER_CAPABILITIES
@@ -599,6 +735,7 @@ class ContainerProvider:
         self.default_image = str(self.options.get("image") or DEFAULT_IMAGE)
         self._api: EngineApi | None = None
         self._reaped = not self.options.get("reap_at_start", True)
+        self.use_runner = bool(self.options.get("runner", True))
         self._lock = anyio.Lock()
 
     @abc.abstractmethod
@@ -644,7 +781,7 @@ class ContainerProvider:
             if isinstance(exc, Exception) and not isinstance(exc, SandboxError):
                 raise SandboxError(f"{self.name}: cannot start a container of {image}: {exc}") from exc
             raise
-        return ContainerSandbox(api, container, spec, uid, gid, temp)
+        return ContainerSandbox(api, container, spec, uid, gid, temp, self.use_runner)
 
     async def reap(self, keep: Callable[[Mapping[str, str]], bool]) -> int:
         return await self._reap(await self.api(), keep)
