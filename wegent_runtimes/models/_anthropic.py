@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from wegent_core import (
@@ -18,7 +19,15 @@ from wegent_core import (
     UsageChunk,
 )
 
-from ._common import DEFAULT_MAX_TOKENS, Settings, parse_arguments, require, settings_of, stainless_error
+from ._common import (
+    DEFAULT_MAX_TOKENS,
+    Settings,
+    add_turn,
+    parse_arguments,
+    require,
+    settings_of,
+    stainless_error,
+)
 
 PROVIDER = "anthropic"
 
@@ -186,14 +195,7 @@ def convert_messages(
     """History as Messages API turns. The results of one reply's tool calls go in one user turn (the API requires
     every tool_result of a reply right after it), before any text of that turn; consecutive turns of one role merge."""
     turns: list[dict[str, Any]] = []
-
-    def add(role: str, blocks: list[dict[str, Any]]) -> None:
-        if not blocks:
-            return
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
+    add = partial(add_turn, turns, key="content")
 
     for message in messages:
         if message.role == "tool":

@@ -204,3 +204,14 @@ def new_call_id(prefix: str = "call") -> str:
 def tool_names(messages: Iterable[ChatMessage]) -> dict[str, str]:
     """Tool name by call id, from the assistant messages (a tool result may not carry the name)."""
     return {call.id: call.name for message in messages for call in message.tool_calls}
+
+
+def add_turn(turns: list[dict[str, Any]], role: str, items: list[dict[str, Any]], key: str) -> None:
+    """Append `items` as a turn of `role` (its list under `key`), merged into the last turn when that has the same
+    role: the Messages and Gemini APIs want alternating roles, and a reply's tool results in one user turn."""
+    if not items:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1][key].extend(items)
+    else:
+        turns.append({"role": role, key: items})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from wegent_core import (
@@ -21,6 +22,7 @@ from wegent_core import (
 
 from ._common import (
     Settings,
+    add_turn,
     error_for_status,
     new_call_id,
     require,
@@ -184,14 +186,7 @@ def convert_messages(messages: tuple[ChatMessage, ...], signatures: dict[str, by
     turn together in the user turn that follows it."""
     names = tool_names(messages)
     contents: list[dict[str, Any]] = []
-
-    def add(role: str, parts: list[dict[str, Any]]) -> None:
-        if not parts:
-            return
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
+    add = partial(add_turn, contents, key="parts")
 
     for message in messages:
         if message.role == "tool":

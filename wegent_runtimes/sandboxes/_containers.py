@@ -148,8 +148,22 @@ class EngineApi(abc.ABC):
     @abc.abstractmethod
     def start(self, container: str) -> None: ...
 
-    @abc.abstractmethod
-    def state(self, container: str) -> State: ...
+    def state(self, container: str) -> State:
+        """Whether the container runs, and how it ended if it does not (both engines inspect alike)."""
+        try:
+            state = self.inspect(container)["State"]
+        except Exception as exc:
+            if not_found(exc):
+                return State(False, "removed")
+            raise
+        running = bool(state.get("Running")) and not state.get("Paused")
+        return State(
+            running,
+            state.get("Status", ""),
+            state.get("ExitCode"),
+            bool(state.get("OOMKilled")),
+            state.get("Error", ""),
+        )
 
     @abc.abstractmethod
     def inspect(self, container: str) -> dict[str, Any]:

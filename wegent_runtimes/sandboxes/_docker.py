@@ -8,7 +8,7 @@ from typing import Any
 
 from wegent_core import SandboxError
 
-from ._containers import ContainerConfig, ContainerProvider, EngineApi, State, not_found
+from ._containers import ContainerConfig, ContainerProvider, EngineApi, not_found
 
 
 class DockerApi(EngineApi):
@@ -65,22 +65,6 @@ class DockerApi(EngineApi):
 
     def inspect(self, container: str) -> dict[str, Any]:
         return dict(self.api.inspect_container(container))
-
-    def state(self, container: str) -> State:
-        try:
-            state = self.api.inspect_container(container)["State"]
-        except Exception as exc:
-            if not_found(exc):
-                return State(False, "removed")
-            raise
-        running = bool(state.get("Running")) and not state.get("Paused")
-        return State(
-            running,
-            state.get("Status", ""),
-            state.get("ExitCode"),
-            bool(state.get("OOMKilled")),
-            state.get("Error", ""),
-        )
 
     def remove(self, container: str) -> None:
         try:

@@ -15,7 +15,7 @@ from typing import Any
 
 from wegent_core import SandboxError
 
-from ._containers import ContainerConfig, ContainerProvider, EngineApi, State, default_podman_url, not_found
+from ._containers import ContainerConfig, ContainerProvider, EngineApi, default_podman_url, not_found
 
 
 class PodmanApi(EngineApi):
@@ -90,22 +90,6 @@ class PodmanApi(EngineApi):
 
     def inspect(self, container: str) -> dict[str, Any]:
         return dict(self._checked(self.api.get(f"/containers/{container}/json")).json())
-
-    def state(self, container: str) -> State:
-        try:
-            state = self.inspect(container)["State"]
-        except Exception as exc:
-            if not_found(exc):
-                return State(False, "removed")
-            raise
-        running = bool(state.get("Running")) and not state.get("Paused")
-        return State(
-            running,
-            state.get("Status", ""),
-            state.get("ExitCode"),
-            bool(state.get("OOMKilled")),
-            state.get("Error", ""),
-        )
 
     def remove(self, container: str) -> None:
         response = self.api.delete(f"/containers/{container}", params={"force": "true", "v": "true", "timeout": 0})
