@@ -21,51 +21,41 @@ from wegent_core import (
 
 from ._common import (
     DEFAULT_MAX_TOKENS,
+    Connection,
+    SdkModel,
     Settings,
     add_turn,
     parse_arguments,
     require,
-    settings_of,
     stainless_error,
 )
 
 PROVIDER = "anthropic"
 
 
-class AnthropicModel:
-    """A `ModelClient` for the Messages API. The SDK client is made at the first call and kept for later ones."""
+class AnthropicModel(SdkModel):
+    """A `ModelClient` for the Messages API."""
+
+    default_model = "claude-sonnet-4-5"
 
     def __init__(self, plan: ModelPlan) -> None:
-        self.plan = plan
-        self._client: Any = None
-        self._settings: Settings | None = None
+        super().__init__(plan)
         # Thinking blocks (with their signatures) of replies that called tools, by the first call's id: the API
         # wants them back, unchanged, before the tool_use blocks when the conversation goes on.
         self._thinking: dict[str, list[dict[str, Any]]] = {}
 
-    def _connect(self) -> tuple[Any, Settings]:
-        if self._client is None:
-            anthropic = require("anthropic", "anthropic")
-            settings, conn = settings_of(self.plan, "claude-sonnet-4-5")
-            try:
-                self._client = anthropic.AsyncAnthropic(
-                    api_key=conn.api_key,
-                    base_url=conn.base_url,
-                    default_headers=conn.headers or None,
-                    timeout=settings.timeout,
-                    max_retries=0,  # the engine retries, with backoff and events
-                )
-            except anthropic.AnthropicError as error:
-                raise FatalModelError(f"{PROVIDER}: {error}") from None
-            self._settings = settings
-        assert self._settings is not None
-        return self._client, self._settings
-
-    async def aclose(self) -> None:
-        """Close the SDK client's connections (a later call opens a new one)."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.close()
+    def _make(self, settings: Settings, connection: Connection) -> Any:
+        anthropic = require("anthropic", "anthropic")
+        try:
+            return anthropic.AsyncAnthropic(
+                api_key=connection.api_key,
+                base_url=connection.base_url,
+                default_headers=connection.headers or None,
+                timeout=settings.timeout,
+                max_retries=0,  # the engine retries, with backoff and events
+            )
+        except anthropic.AnthropicError as error:
+            raise FatalModelError(f"{PROVIDER}: {error}") from None
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[Chunk]:
         client, settings = self._connect()

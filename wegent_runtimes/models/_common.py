@@ -215,3 +215,36 @@ def add_turn(turns: list[dict[str, Any]], role: str, items: list[dict[str, Any]]
         turns[-1][key].extend(items)
     else:
         turns.append({"role": role, key: items})
+
+
+class SdkModel:
+    """Base of the cloud providers' `ModelClient`s: the SDK client is made at the first call, from the settings of
+    `plan.materialize()` (the key goes into the SDK client only), and kept for later calls until `aclose()`."""
+
+    default_model: str  # upstream's default model_id for the provider
+
+    def __init__(self, plan: ModelPlan) -> None:
+        self.plan = plan
+        self._client: Any = None
+        self._settings: Settings | None = None
+
+    def _make(self, settings: Settings, connection: Connection) -> Any:
+        """The provider's SDK client; `FatalModelError` when it cannot be made (no key, say)."""
+        raise NotImplementedError
+
+    async def _close(self, client: Any) -> None:
+        await client.close()
+
+    def _connect(self) -> tuple[Any, Settings]:
+        if self._client is None:
+            settings, connection = settings_of(self.plan, self.default_model)
+            self._client = self._make(settings, connection)
+            self._settings = settings
+        assert self._settings is not None
+        return self._client, self._settings
+
+    async def aclose(self) -> None:
+        """Close the SDK client's connections (a later call opens a new one)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await self._close(client)

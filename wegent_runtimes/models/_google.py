@@ -21,13 +21,14 @@ from wegent_core import (
 )
 
 from ._common import (
+    Connection,
+    SdkModel,
     Settings,
     add_turn,
     error_for_status,
     new_call_id,
     require,
     retry_after,
-    settings_of,
     tool_names,
     transport_error,
 )
@@ -39,41 +40,33 @@ DEFAULT_API_VERSION = "v1beta"  # the version of the Gemini developer API paths 
 SKIP_SIGNATURE = b"skip_thought_signature_validator"
 
 
-class GeminiModel:
-    """A `ModelClient` for `generateContent` / `streamGenerateContent`. The SDK client is made at the first call."""
+class GeminiModel(SdkModel):
+    """A `ModelClient` for `generateContent` / `streamGenerateContent`."""
+
+    default_model = "gemini-2.5-flash"
 
     def __init__(self, plan: ModelPlan) -> None:
-        self.plan = plan
-        self._client: Any = None
-        self._settings: Settings | None = None
+        super().__init__(plan)
         self._signatures: dict[str, bytes] = {}  # thought signatures of the calls this client received, by call id
 
-    def _connect(self) -> tuple[Any, Settings]:
-        if self._client is None:
-            genai = require("google.genai", "google")
-            settings, conn = settings_of(self.plan, "gemini-2.5-flash")
-            options: dict[str, Any] = {
-                "api_version": str(settings.env.get("api_version") or DEFAULT_API_VERSION),
-                "timeout": int(settings.timeout * 1000),  # milliseconds
-                "retry_options": {"attempts": 1},  # the engine retries, with backoff and events
-            }
-            if conn.base_url:
-                options["base_url"] = conn.base_url
-            if conn.headers:
-                options["headers"] = conn.headers
-            try:
-                self._client = genai.Client(api_key=conn.api_key, http_options=options)
-            except ValueError as error:  # no key given and none in GEMINI_API_KEY / GOOGLE_API_KEY
-                raise FatalModelError(f"{PROVIDER}: {error}") from None
-            self._settings = settings
-        assert self._settings is not None
-        return self._client, self._settings
+    def _make(self, settings: Settings, connection: Connection) -> Any:
+        genai = require("google.genai", "google")
+        options: dict[str, Any] = {
+            "api_version": str(settings.env.get("api_version") or DEFAULT_API_VERSION),
+            "timeout": int(settings.timeout * 1000),  # milliseconds
+            "retry_options": {"attempts": 1},  # the engine retries, with backoff and events
+        }
+        if connection.base_url:
+            options["base_url"] = connection.base_url
+        if connection.headers:
+            options["headers"] = connection.headers
+        try:
+            return genai.Client(api_key=connection.api_key, http_options=options)
+        except ValueError as error:  # no key given and none in GEMINI_API_KEY / GOOGLE_API_KEY
+            raise FatalModelError(f"{PROVIDER}: {error}") from None
 
-    async def aclose(self) -> None:
-        """Close the SDK client's connections (a later call opens a new one)."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aio.aclose()
+    async def _close(self, client: Any) -> None:
+        await client.aio.aclose()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[Chunk]:
         client, settings = self._connect()

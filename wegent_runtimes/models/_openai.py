@@ -21,49 +21,36 @@ from wegent_core import (
 )
 
 from ._common import (
+    Connection,
+    SdkModel,
     Settings,
     error_for_status,
     new_call_id,
     parse_arguments,
     require,
-    settings_of,
     stainless_error,
 )
 
 PROVIDER = "openai"
 
 
-class _OpenAIBase:
-    """The SDK client, made at the first call and kept; errors mapped to the engine's classes."""
+class _OpenAIBase(SdkModel):
+    """The SDK client of both APIs; errors mapped to the engine's classes."""
 
-    def __init__(self, plan: ModelPlan) -> None:
-        self.plan = plan
-        self._client: Any = None
-        self._settings: Settings | None = None
+    default_model = "gpt-4"  # upstream's default model_id
 
-    def _connect(self) -> tuple[Any, Settings]:
-        if self._client is None:
-            openai = require("openai", "openai")
-            settings, conn = settings_of(self.plan, "gpt-4")  # upstream's default model_id
-            try:
-                self._client = openai.AsyncOpenAI(
-                    api_key=conn.api_key,
-                    base_url=conn.base_url,
-                    default_headers=conn.headers or None,
-                    timeout=settings.timeout,
-                    max_retries=0,  # the engine retries, with backoff and events
-                )
-            except openai.OpenAIError as error:  # no key given and none in OPENAI_API_KEY
-                raise FatalModelError(f"{PROVIDER}: {error}") from None
-            self._settings = settings
-        assert self._settings is not None
-        return self._client, self._settings
-
-    async def aclose(self) -> None:
-        """Close the SDK client's connections (a later call opens a new one)."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.close()
+    def _make(self, settings: Settings, connection: Connection) -> Any:
+        openai = require("openai", "openai")
+        try:
+            return openai.AsyncOpenAI(
+                api_key=connection.api_key,
+                base_url=connection.base_url,
+                default_headers=connection.headers or None,
+                timeout=settings.timeout,
+                max_retries=0,  # the engine retries, with backoff and events
+            )
+        except openai.OpenAIError as error:  # no key given and none in OPENAI_API_KEY
+            raise FatalModelError(f"{PROVIDER}: {error}") from None
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[Chunk]:
         client, settings = self._connect()
